@@ -1,0 +1,3 @@
+"""ggctl: the GourmetGram deployment toolkit."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from ggctl.cli import main
+
+main()

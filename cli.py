@@ -1,0 +1,179 @@
+"""The `ggctl` command line: parse flags, call one function, print. No logic worth testing here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ggctl import __version__
+from ggctl.config import Settings, load_settings
+from ggctl.errors import GgctlError, NotYetAvailable
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Ctx:
+    """What the group passes to every command: the settings source and the console."""
+
+    def __init__(self, config: Path | None, flags: dict[str, Any]):
+        self.config = config
+        self.flags = flags
+
+    def settings(self, **overrides: Any) -> Settings:
+        merged: dict[str, Any] = dict(self.flags)
+        for key, value in overrides.items():
+            if isinstance(value, dict):
+                merged[key] = {**merged.get(key, {}), **value}
+            else:
+                merged[key] = value
+        return load_settings(self.config, merged)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ggctl")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML config file (default: $GGCTL_CONFIG, else ~/.config/ggctl/config.toml).",
+)
+@click.option("-v", "--verbose", count=True, help="More output; repeat for more.")
+@click.option("-q", "--quiet", is_flag=True, default=None, help="Only errors and results.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where ggctl keeps state and run results (default: XDG state dir).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, verbose: int, quiet: bool | None,
+        state_dir: Path | None) -> None:
+    """ggctl: from nothing to a fast, autoscaled food-photo classifier on Kubernetes.
+
+    \b
+    The journey:   reserve → cluster → build → deploy → evaluate → teardown
+    Locally:       demo (serve + load test + scores), serve, model
+    """
+    flags: dict[str, Any] = {"state_dir": state_dir, "quiet": quiet}
+    if verbose:
+        flags["verbose"] = verbose
+    ctx.obj = Ctx(config, flags)
+
+
+def _not_yet(name: str, issue: str) -> None:
+    raise NotYetAvailable(
+        f"`ggctl {name}` is not yet available in ggctl {__version__}.",
+        hint=f"It arrives with {issue}; nothing was changed.",
+    )
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def reserve(args: tuple[str, ...]) -> None:
+    """Reserve the three VMs, networks and lease on Chameleon (not yet available)."""
+    _not_yet("reserve", "the provisioning release")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def cluster(args: tuple[str, ...]) -> None:
+    """Turn the VMs into a Kubernetes cluster with a registry (not yet available)."""
+    _not_yet("cluster", "the cluster release")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def build(args: tuple[str, ...]) -> None:
+    """Build the service image and push it to the cluster's registry (not yet available)."""
+    _not_yet("build", "the deploy release")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def deploy(args: tuple[str, ...]) -> None:
+    """Deploy the service with a strategy: k8s, lb, hpa, optimized (not yet available)."""
+    _not_yet("deploy", "the deploy release")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def evaluate(args: tuple[str, ...]) -> None:
+    """Load-test the deployed service and monitor its pods (not yet available)."""
+    _not_yet("evaluate", "the deploy release")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def status(args: tuple[str, ...]) -> None:
+    """Show what exists: lease, servers, cluster, deployment (not yet available)."""
+    _not_yet("status", "the provisioning release")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def teardown(args: tuple[str, ...]) -> None:
+    """Release everything ggctl reserved (not yet available)."""
+    _not_yet("teardown", "the provisioning release")
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the effective settings."""
+
+
+@config_group.command("show")
+@click.option("-o", "--output", type=click.Choice(["toml", "json"]), default="json")
+@pass_ctx
+def config_show(ctx: Ctx, output: str) -> None:
+    """Print the settings after defaults, config file, GGCTL_* variables and flags."""
+    settings = ctx.settings()
+    data = settings.model_dump(mode="json")
+    if output == "json":
+        import json
+
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for section, values in data.items():
+            if not isinstance(values, dict):
+                click.echo(f"{section} = {_toml_value(values)}")
+        for section, values in data.items():
+            if isinstance(values, dict):
+                click.echo(f"\n[{section}]")
+                for key, value in values.items():
+                    if value is not None:
+                        click.echo(f"{key} = {_toml_value(value)}")
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning expected failures into one readable message."""
+    try:
+        cli.main(args=argv, prog_name="ggctl", standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("[yellow]Aborted.[/]")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except GgctlError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]Interrupted.[/]")
+        sys.exit(130)
+    else:
+        sys.exit(0)

@@ -1,0 +1,165 @@
+"""One typed settings object: defaults → TOML config file → GGCTL_* environment → flags."""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomllib
+from ggctl.errors import GgctlError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "GGCTL_"
+
+
+class ConfigError(GgctlError):
+    """A configuration file or value that cannot be used; the message says which and why."""
+
+
+def default_state_dir() -> Path:
+    return Path(platformdirs.user_state_dir("ggctl"))
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir("ggctl")) / "config.toml"
+
+
+class ServeSettings(BaseModel):
+    """How the classifier service runs (`ggctl serve`, `ggctl demo`, the container)."""
+
+    model: Path | None = Field(None, description="ONNX model; None means the built-in demo model")
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="gunicorn worker processes")
+    threads: int = Field(4, ge=1, le=256, description="request threads per worker")
+    ort_threads: int = Field(
+        1, ge=0, le=64, description="ONNX Runtime intra-op threads per inference (0: ORT default)"
+    )
+    max_inflight: int = Field(
+        0, ge=0, le=256, description="concurrent inferences per worker (0: one per CPU)"
+    )
+    max_upload_mb: float = Field(10.0, gt=0, le=1024)
+    timeout: int = Field(30, ge=1, description="gunicorn worker timeout, seconds")
+
+
+class DemoSettings(BaseModel):
+    """The local load test of `ggctl demo`."""
+
+    profile: str = "challenge"
+    speed: float = Field(15.0, gt=0, description="time compression of the load profile")
+    duration: float | None = Field(None, gt=0, description="cut the run after this many seconds")
+    sample_interval: float = Field(5.0, gt=0, description="resource sample period, profile seconds")
+    max_users: int | None = Field(None, ge=1, description="cap concurrent users (small machines)")
+
+
+class Settings(BaseSettings):
+    """All of ggctl's settings. Secrets never live here: credentials stay with their owners."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    verbose: int = Field(0, ge=0, le=3)
+    quiet: bool = False
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+
+    @field_validator("state_dir", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: flags (init kwargs), then GGCTL_* variables, then the TOML file.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_path.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+_config_path: ContextVar[Path | None] = ContextVar("ggctl_config_path", default=None)
+
+
+def resolve_config_file(config_file: Path | None) -> Path | None:
+    """The config file to read: the flag, else $GGCTL_CONFIG, else the user's default if present."""
+    explicit = config_file or (
+        Path(os.environ[f"{ENV_PREFIX}CONFIG"]) if os.environ.get(f"{ENV_PREFIX}CONFIG") else None
+    )
+    if explicit is not None:
+        explicit = explicit.expanduser()
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    default = default_config_file()
+    return default if default.is_file() else None
+
+
+def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Build the settings: defaults, then the TOML file, then GGCTL_* variables, then `overrides`.
+
+    `overrides` holds the command-line flags, nested like the file ({"serve": {"port": 8000}});
+    None values mean "flag not given" and are dropped.
+    """
+    path = resolve_config_file(config_file)
+    if path is not None:
+        _check_toml(path)
+    token = _config_path.set(path)
+    try:
+        return Settings(**_drop_none(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, path)) from None
+    finally:
+        _config_path.reset(token)
+
+
+def _check_toml(path: Path) -> None:
+    try:
+        with path.open("rb") as fh:
+            tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            value = _drop_none(value)
+            if not value:
+                continue
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _explain(exc: ValidationError, path: Path | None) -> str:
+    where = f"config file {path}, " if path else ""
+    lines = [f"invalid settings (from {where}GGCTL_* variables or flags):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        lines.append(f"  {loc}: {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,20 @@
+"""Errors for people: what failed, why, and what to do next."""
+
+from __future__ import annotations
+
+
+class GgctlError(Exception):
+    """An expected failure with a message fit to show a user (no traceback)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class NotYetAvailable(GgctlError):
+    """A command of the journey that a later release fills in."""
+
+    exit_code = 2

@@ -1,0 +1,1 @@
+"""Chameleon/OpenStack provisioning: desired topology → plan → apply (a later release)."""
