@@ -1,0 +1,128 @@
+"""The model behind the service: an ONNX Runtime session, its metadata, one classify call."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .cpus import available_cpus
+from .modelmeta import MetadataError, ModelMeta, resolve_metadata
+from .preprocess import DEFAULT_MAX_PIXELS, preprocess
+
+TOP_K = 5
+
+
+class ModelLoadError(RuntimeError):
+    """The model file is missing, not ONNX, or not an image classifier we can serve."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    confidence: float
+    inference_ms: float
+    preprocess_ms: float
+    top: list[tuple[str, float]]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "class": self.label,
+            "index": self.index,
+            "confidence": round(self.confidence, 6),
+            "inference_ms": round(self.inference_ms, 3),
+            "preprocess_ms": round(self.preprocess_ms, 3),
+            "top": [[label, round(p, 6)] for label, p in self.top],
+        }
+
+
+def session_options(ort_threads: int, concurrent: bool) -> ort.SessionOptions:
+    """ORT options for a serving process; `concurrent` when several requests run at once."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = ort_threads
+    opts.inter_op_num_threads = 1
+    if concurrent:
+        # Spinning intra-op threads burn the CPU that the other in-flight request needs.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
+class Classifier:
+    """A loaded model ready to classify image bytes; safe to call from many threads."""
+
+    def __init__(
+        self,
+        model_path: Path | str,
+        ort_threads: int = 1,
+        max_inflight: int = 0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise ModelLoadError(f"model file {self.path} does not exist")
+        self.max_inflight = max_inflight or available_cpus()
+        self.ort_threads = ort_threads
+        self.max_pixels = max_pixels
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path),
+                sess_options=session_options(ort_threads, self.max_inflight > 1),
+                providers=["CPUExecutionProvider"],
+            )
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+            raise ModelLoadError(f"{self.path} is not a loadable ONNX model: {exc}") from None
+        inputs = self.session.get_inputs()
+        outputs = self.session.get_outputs()
+        if len(inputs) != 1:
+            raise ModelLoadError(f"expected a model with one image input, it has {len(inputs)}")
+        self.input_name = inputs[0].name
+        self.output_name = outputs[0].name
+        out_shape = outputs[0].shape
+        num_outputs = out_shape[-1] if out_shape and isinstance(out_shape[-1], int) else None
+        props = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.meta: ModelMeta = resolve_metadata(self.path, props, inputs[0].shape, num_outputs)
+        except MetadataError as exc:
+            raise ModelLoadError(f"{self.path}: {exc}") from None
+        # Bounds the work in flight so that a burst queues for a core instead of all requests
+        # sharing the cores and all finishing late.
+        self._slots = threading.BoundedSemaphore(self.max_inflight)
+
+    def run_batch(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities for a preprocessed batch."""
+        with self._slots:
+            out = self.session.run([self.output_name], {self.input_name: x})[0]
+        out = np.asarray(out, dtype=np.float32).reshape(x.shape[0], -1)
+        if self.meta.output == "logits":
+            out = _softmax(out)
+        return out
+
+    def classify_bytes(self, data: bytes) -> Prediction:
+        """Decode, preprocess and classify one photo."""
+        t0 = time.perf_counter()
+        x = preprocess(data, self.meta, self.max_pixels)
+        t1 = time.perf_counter()
+        probs = self.run_batch(x)[0]
+        t2 = time.perf_counter()
+        return self._prediction(probs, (t2 - t1) * 1e3, (t1 - t0) * 1e3)
+
+    def _prediction(self, probs: np.ndarray, infer_ms: float, prep_ms: float) -> Prediction:
+        k = min(TOP_K, probs.shape[0])
+        order = np.argsort(probs)[::-1][:k]
+        names = self.meta.class_names
+        top = [(names[i], float(probs[i])) for i in order]
+        best = int(order[0])
+        return Prediction(best, names[best], float(probs[best]), infer_ms, prep_ms, top)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

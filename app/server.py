@@ -1,0 +1,124 @@
+"""Run the service under gunicorn: `ggctl serve`, and the container's entrypoint.
+
+    python -m app.server            (in the container; settings from GGCTL_SERVE__* variables)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+@dataclass
+class ServeOptions:
+    """How gunicorn runs the app. Defaults are the measured best for a 1-2 CPU pod (README)."""
+
+    model: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 1
+    threads: int = 4
+    ort_threads: int = 1
+    max_inflight: int = 0
+    max_upload_mb: float = 10.0
+    timeout: int = 30
+    access_log: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServeOptions:
+        """Options from GGCTL_SERVE__* variables (the container's configuration)."""
+        env = os.environ if environ is None else environ
+        opts = cls()
+        for name, f in cls.__dataclass_fields__.items():
+            raw = env.get(f"GGCTL_SERVE__{name.upper()}")
+            if raw is None or name == "extra":
+                continue
+            kind = type(getattr(opts, name)) if getattr(opts, name) is not None else str
+            if kind is bool:
+                value: Any = raw.lower() in ("1", "true", "yes", "on")
+            else:
+                value = kind(raw)
+            setattr(opts, name, value)
+        return opts
+
+    def gunicorn_config(self) -> dict[str, Any]:
+        return {
+            "bind": f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}",
+            "workers": self.workers,
+            "threads": self.threads,
+            "worker_class": "gthread",
+            "timeout": self.timeout,
+            # Kubernetes sends SIGTERM at scale-down; in-flight requests get this long to finish.
+            "graceful_timeout": 25,
+            "keepalive": 5,
+            "accesslog": "-" if self.access_log else None,
+            "errorlog": "-",
+            "loglevel": "info",
+            # /tmp may be a slow overlay in containers; the heartbeat file belongs in RAM.
+            "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+            "child_exit": _child_exit,
+            "proc_name": "ggctl-serve",
+            **self.extra,
+        }
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, opts: ServeOptions):
+        self.opts = opts
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.opts.gunicorn_config().items():
+            if value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        # Imported in the worker after fork: ORT's thread pools must not cross a fork.
+        from . import create_app
+
+        return create_app(
+            self.opts.model,
+            ort_threads=self.opts.ort_threads,
+            max_inflight=self.opts.max_inflight,
+            max_upload_mb=self.opts.max_upload_mb,
+        )
+
+
+def check_model(opts: ServeOptions) -> None:
+    """Fail before forking workers when the model is missing or unloadable."""
+    from .inference import Classifier
+
+    if not opts.model:
+        raise SystemExit("no model: set GGCTL_SERVE__MODEL or pass --model")
+    Classifier(opts.model, ort_threads=1, max_inflight=1)
+
+
+def run(opts: ServeOptions) -> None:
+    """Serve until SIGTERM/SIGINT. Blocks."""
+    if opts.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several workers: each keeps its own counters, so share them through files.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ggctl-prom-")
+    _Gunicorn(opts).run()
+
+
+if __name__ == "__main__":
+    options = ServeOptions.from_env()
+    if len(sys.argv) > 1:
+        options.model = sys.argv[1]
+    if options.model is None and Path("/app/model.onnx").exists():
+        options.model = "/app/model.onnx"
+    run(options)
