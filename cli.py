@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
+import rich_click as click
 from rich.console import Console
 
 from ggctl import __version__

@@ -10,7 +10,7 @@ from typing import Any
 import platformdirs
 import tomllib
 from ggctl.errors import GgctlError
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,7 +33,13 @@ def default_config_file() -> Path:
     return Path(platformdirs.user_config_dir("ggctl")) / "config.toml"
 
 
-class ServeSettings(BaseModel):
+class Section(BaseModel):
+    """A [section] of the config file; a misspelt key is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServeSettings(Section):
     """How the classifier service runs (`ggctl serve`, `ggctl demo`, the container)."""
 
     model: Path | None = Field(None, description="ONNX model; None means the built-in demo model")
@@ -51,7 +57,7 @@ class ServeSettings(BaseModel):
     timeout: int = Field(30, ge=1, description="gunicorn worker timeout, seconds")
 
 
-class DemoSettings(BaseModel):
+class DemoSettings(Section):
     """The local load test of `ggctl demo`."""
 
     profile: str = "challenge"

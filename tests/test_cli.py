@@ -1,0 +1,75 @@
+"""The CLI's contract: honest stubs, readable errors, global options."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+JOURNEY = ["reserve", "cluster", "build", "deploy", "evaluate", "status", "teardown"]
+
+
+def ggctl(*args, env=None, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "ggctl", *args],
+        capture_output=True, text=True, timeout=60, env=env, cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize("command", JOURNEY)
+def test_unfinished_commands_fail_honestly(command):
+    r = ggctl(command, "--some-flag")
+    assert r.returncode == 2
+    assert "not yet available" in r.stderr
+    assert "nothing was changed" in r.stderr
+
+
+def test_help_lists_every_command():
+    r = ggctl("--help")
+    assert r.returncode == 0
+    for command in [*JOURNEY, "serve", "config"]:
+        assert command in r.stdout
+
+
+def test_version():
+    r = ggctl("--version")
+    assert r.returncode == 0
+    assert "ggctl" in r.stdout
+
+
+def test_unknown_option_is_a_usage_error():
+    r = ggctl("serve", "--no-such-flag")
+    assert r.returncode == 2
+    assert "No such option" in r.stderr
+
+
+def test_config_show_applies_all_layers(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[serve]\nport = 7000\nthreads = 8\n")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("GGCTL_")}
+    env["GGCTL_SERVE__THREADS"] = "3"
+    r = ggctl("--config", str(cfg), "--state-dir", str(tmp_path / "st"), "config", "show",
+              env=env)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["serve"]["port"] == 7000
+    assert data["serve"]["threads"] == 3
+    assert data["state_dir"] == str(tmp_path / "st")
+
+
+def test_bad_config_is_one_clear_line_not_a_traceback(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[serve]\nport = 'eighty'\n")
+    r = ggctl("--config", str(cfg), "config", "show")
+    assert r.returncode == 1
+    assert "serve.port" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_serve_refuses_a_model_that_is_not_onnx(tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not a model")
+    r = ggctl("--state-dir", str(tmp_path), "serve", "--model", str(bad), "--port", "0")
+    assert r.returncode == 1
+    assert "not a loadable ONNX model" in r.stderr
+    assert "Traceback" not in r.stderr
