@@ -65,6 +65,9 @@ class ServeOptions:
             "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
             "child_exit": _child_exit,
             "proc_name": "ggctl-serve",
+            # gunicorn 24+ opens a control socket at one fixed path per user: two servers
+            # (tests, bench, several pods' worth on one host) would fight over it.
+            "control_socket_disable": True,
             **self.extra,
         }
 
@@ -83,7 +86,7 @@ class _Gunicorn(BaseApplication):
 
     def load_config(self) -> None:
         for key, value in self.opts.gunicorn_config().items():
-            if value is not None:
+            if value is not None and key in self.cfg.settings:
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
