@@ -1,4 +1,4 @@
-"""Static QDQ int8: a smaller file, the metadata kept, and a report that claims only what it measured."""
+"""Static QDQ int8: smaller file, metadata kept, a report that claims only what it measured."""
 
 from __future__ import annotations
 
@@ -129,5 +129,5 @@ def test_cli_quantize_prints_the_report(demo, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "top-1 agreement" in result.output and "p50 latency" in result.output
     data = json.loads(report.read_text())
-    assert (data["images"] == 4 and data["verdict"] in result.output.replace("\n", " ")) or (
-        data["verdict"].split()[0] in result.output)
+    assert data["images"] == 4
+    assert "measured" in data["verdict"] and "measured" in result.output
