@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,10 @@ def _torch_export(src: Path, size: tuple[int, int] | None, opset: int):
         raise _missing_extra("torch", "PyTorch", exc) from None
 
     try:
-        module = torch.jit.load(str(src), map_location="cpu")
+        with warnings.catch_warnings():
+            # TorchScript files are what users have today, deprecated or not.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(src), map_location="cpu")
     except Exception:
         try:
             # Unpickling runs code from the file: only export models you trust.
@@ -217,12 +221,16 @@ def _torch_export(src: Path, size: tuple[int, int] | None, opset: int):
         path = Path(tmp) / "model.onnx"
         try:
             # The TorchScript exporter takes both ScriptModules and eager modules; the dynamo
-            # exporter (torch's new default) refuses ScriptModules.
-            torch.onnx.export(
-                module, (dummy,), str(path), input_names=["input"], output_names=["output"],
-                dynamic_axes={"input": {0: "N"}, "output": {0: "N"}}, opset_version=opset,
-                dynamo=False,
-            )
+            # exporter (torch's new default) refuses ScriptModules. Its deprecation warning is
+            # about that deliberate choice, so it is not shown to users.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.filterwarnings("ignore", message="no signature found")
+                torch.onnx.export(
+                    module, (dummy,), str(path), input_names=["input"],
+                    output_names=["output"], dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
+                    opset_version=opset, dynamo=False,
+                )
         except Exception as exc:
             raise ExportError(f"torch.onnx could not export {src}: {exc}") from None
         proto = onnx.load(str(path))
