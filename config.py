@@ -67,6 +67,33 @@ class DemoSettings(Section):
     max_users: int | None = Field(None, ge=1, description="cap concurrent users (small machines)")
 
 
+class CloudSettings(Section):
+    """Where and what `ggctl reserve` reserves on Chameleon. Credentials never live here:
+    they come from clouds.yaml (`os_cloud`) or OS_* variables, read by ggctl.provision.auth."""
+
+    site: str = Field("KVM@TACC", description="Chameleon site (the OpenStack region)")
+    flavor: str = Field("m1.large", description="flavor reserved through the Blazar lease")
+    image: str = Field("CC-Ubuntu24.04", description="Glance image of the three nodes")
+    hours: int = Field(6, ge=1, le=24 * 183, description="lease length for a new reservation")
+    nodes: int = Field(3, ge=1, le=9, description="servers node-0..node-N-1")
+    name: str | None = Field(
+        None, description="suffix on every resource name (default: the OpenStack user name)"
+    )
+    os_cloud: str | None = Field(None, description="clouds.yaml entry (default: $OS_CLOUD)")
+    public_key: Path | None = Field(
+        None, description="SSH public key (default: ~/.ssh/id_ed25519.pub, else id_rsa.pub)"
+    )
+    external_network: str = Field("public", description="Neutron network floating IPs come from")
+    public_cidr: str = "192.168.10.0/24"
+    private_cidr: str = "192.168.1.0/24"
+    poll_interval: float = Field(5.0, gt=0, description="seconds between status polls")
+    lease_timeout: float = Field(600.0, gt=0, description="seconds to wait for the lease")
+    server_timeout: float = Field(1200.0, gt=0, description="seconds to wait for ACTIVE")
+    delete_timeout: float = Field(600.0, gt=0, description="seconds to wait for a deletion")
+    retries: int = Field(5, ge=0, le=20, description="retries of a transient API error")
+    retry_backoff: float = Field(2.0, ge=0, description="first retry delay, doubled each time")
+
+
 class Settings(BaseSettings):
     """All of ggctl's settings. Secrets never live here: credentials stay with their owners."""
 
@@ -82,6 +109,7 @@ class Settings(BaseSettings):
     quiet: bool = False
     serve: ServeSettings = Field(default_factory=ServeSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    cloud: CloudSettings = Field(default_factory=CloudSettings)
 
     @field_validator("state_dir", mode="after")
     @classmethod
