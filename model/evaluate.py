@@ -92,6 +92,7 @@ class EvaluationResult:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=2)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the report from other users
         os.replace(tmp, path)
 
 

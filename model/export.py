@@ -27,6 +27,7 @@ import onnxruntime as ort
 from ggctl.app.modelmeta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from ggctl.errors import GgctlError
 from ggctl.model.metadata import set_metadata
+from ggctl.model.mobilenet import save_model_atomic
 
 OPSET = 17
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -114,18 +115,6 @@ def parse_size(text: str) -> tuple[int, int]:
 def _missing_extra(extra: str, what: str, exc: ImportError) -> ExportError:
     return ExportError(f"exporting a {what} model needs the `{extra}` extra ({exc.name or exc} "
                        "is not installed)", hint=f"pip install 'ggctl[{extra}]'")
-
-
-def _atomic_save(model: onnx.ModelProto, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # --- Keras -------------------------------------------------------------------------------
@@ -328,6 +317,6 @@ def export_model(
     meta = replace(meta, **{k: tuple(v) if isinstance(v, list) else v
                             for k, v in overrides.items() if v is not None})
     set_metadata(proto, meta)
-    _atomic_save(proto, out)
+    save_model_atomic(proto, out)
     return ExportReport(str(src), str(out), framework, meta, max_abs_diff,
                         time.perf_counter() - start, out.stat().st_size)

@@ -227,6 +227,9 @@ def save_model_atomic(model: onnx.ModelProto, path: Path) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(model.SerializeToString())
+        # mkstemp makes the file 0600; a model mounted into a container that runs as
+        # another user must stay readable.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

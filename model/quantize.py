@@ -9,7 +9,6 @@ models at batch 1 on the same threads, and calls int8 faster only when it measur
 from __future__ import annotations
 
 import json
-import os
 import platform
 import tempfile
 import time
@@ -26,6 +25,7 @@ from ggctl.app.preprocess import ImageError, preprocess
 from ggctl.errors import GgctlError
 from ggctl.model.dataset import list_images
 from ggctl.model.metadata import clean_extra, set_metadata
+from ggctl.model.mobilenet import save_model_atomic
 
 DEFAULT_MAX_IMAGES = 64
 # Within this relative difference two p50s are reported as equal: run-to-run noise on a
@@ -241,10 +241,7 @@ def quantize_model(
         extra = clean_extra(meta.extra)
         extra["quantization"] = "static QDQ int8 (u8 activations, s8 weights)"
         set_metadata(quantized, replace(meta, name=f"{meta.name}-int8", extra=extra))
-        fd, tmp_out = tempfile.mkstemp(prefix=f".{output_path.name}.", dir=output_path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(quantized.SerializeToString())
-        os.replace(tmp_out, output_path)
+        save_model_atomic(quantized, output_path)
 
     int8 = Classifier(output_path, ort_threads=threads, max_inflight=1)
     # One image at a time: an exported model may fix its batch size to 1.

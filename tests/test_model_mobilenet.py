@@ -145,6 +145,7 @@ def test_ensure_demo_model_builds_once_and_leaves_no_temp_files(tmp_path, monkey
     assert ensure_demo_model(cache, resolution=32, width=0.35) == first
     assert first.stat().st_mtime_ns == before
     assert [p.name for p in cache.iterdir()] == [first.name]
+    assert first.stat().st_mode & 0o044 == 0o044  # readable by a container's other user
 
 
 def test_ensure_demo_model_keys_the_cache_on_parameters(tmp_path) -> None:
