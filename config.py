@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 import tomllib
@@ -94,6 +94,24 @@ class CloudSettings(Section):
     retry_backoff: float = Field(2.0, ge=0, description="first retry delay, doubled each time")
 
 
+class DeploySettings(Section):
+    """Where and how `ggctl deploy` puts the service on Kubernetes."""
+
+    strategy: Literal["k8s", "lb", "hpa", "optimized"] = Field(
+        "optimized", description="k8s, lb, hpa (the course's) or optimized (ours)"
+    )
+    namespace: str = Field("default", min_length=1, max_length=63)
+    image: str | None = Field(
+        None, description="image reference (default: the last `ggctl build`, else "
+        "node-0:5000/ml-app:latest)"
+    )
+    kubeconfig: Path | None = Field(
+        None, description="kubeconfig (default: <state dir>/kubeconfig, else $KUBECONFIG "
+        "or ~/.kube/config)"
+    )
+    timeout: float = Field(600.0, gt=0, description="seconds to wait for the rollout")
+
+
 class Settings(BaseSettings):
     """All of ggctl's settings. Secrets never live here: credentials stay with their owners."""
 
@@ -110,6 +128,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     cloud: CloudSettings = Field(default_factory=CloudSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     @field_validator("state_dir", mode="after")
     @classmethod
