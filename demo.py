@@ -173,14 +173,13 @@ class LocalServer:
         return self.proc.wait()
 
 
-def _progress_display(console: Any, profile: Profile, quiet: bool) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+def _progress_display(console: Any, quiet: bool) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn
 
+    # Narrow on purpose: a stage line that wraps in an 80-column terminal is unreadable.
     return Progress(
-        TextColumn("[bold]load[/]"),
-        BarColumn(),
-        TextColumn("{task.completed:>5.0f}/{task.total:.0f} s"),
-        TimeElapsedColumn(),
+        BarColumn(bar_width=24),
+        TextColumn("{task.completed:>4.0f}/{task.total:.0f} s"),
         TextColumn("{task.fields[info]}"),
         console=console,
         disable=quiet,
@@ -242,7 +241,7 @@ def run_demo(
         sample_period = max(settings.demo.sample_interval / profile.speed, MIN_SAMPLE_PERIOD_S)
         monitor = Monitor(ProcessSampler(server.pid), sample_period, run_dir / SAMPLES_CSV)
 
-        with _progress_display(console, profile, quiet) as bar:
+        with _progress_display(console, quiet) as bar:
             task = bar.add_task("load", total=profile.total_duration_s, info="starting Locust…")
 
             def on_progress(p: Progress) -> None:
@@ -252,8 +251,7 @@ def run_demo(
                 rate = p.requests / p.elapsed_s if p.elapsed_s > 0 else 0.0
                 bar.update(task, completed=min(p.elapsed_s, p.total_s), info=(
                     f"stage {p.stage + 1}/{p.stages} · {p.users} users · {p.requests:,} req "
-                    f"({rate:,.0f}/s) · {p.failures:,} failed · Locust "
-                    f"{p.cpu_s / p.elapsed_s if p.elapsed_s > 0 else 0:.2f} cores"
+                    f"· {rate:,.0f}/s · {p.failures:,} failed"
                 ))
 
             load = run_load(server.url, profile, run_dir, on_progress=on_progress,
@@ -274,7 +272,7 @@ def run_demo(
             "kind": "demo",
             "url": server.url,
             "model": str(model),
-            "serve": settings.serve.model_dump(mode="json"),
+            "serve": {**settings.serve.model_dump(mode="json"), "model": str(model)},
             "ready_s": round(ready_s, 3),
             "sample_period_s": sample_period,
             "sampler_errors": monitor.errors,
