@@ -1,0 +1,75 @@
+"""Neutron networks and their subnets (openstacksdk)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ggctl.provision.actual import Found
+from ggctl.provision.topology import NetworkSpec, is_ours
+
+
+def _network(n: Any) -> Found:
+    return Found("network", n.id, n.name, n.status or "", {
+        "port_security": n.is_port_security_enabled,
+        "description": n.description or "",
+    })
+
+
+def _subnet(s: Any) -> Found:
+    return Found("subnet", s.id, s.name, "", {
+        "network_id": s.network_id, "cidr": s.cidr, "gateway_ip": s.gateway_ip,
+        "enable_dhcp": s.is_dhcp_enabled,
+    })
+
+
+def list_networks(conn: Any, suffix: str) -> list[Found]:
+    """Our networks: those whose description carries our marker."""
+    return [_network(n) for n in conn.network.networks() if is_ours(n.description, suffix)]
+
+
+def list_subnets(conn: Any, suffix: str) -> list[Found]:
+    """Our subnets: those whose description carries our marker."""
+    return [_subnet(s) for s in conn.network.subnets() if is_ours(s.description, suffix)]
+
+
+def create_network(conn: Any, spec: NetworkSpec, marker: str) -> Found:
+    """Create the network; port security is set here so its ports inherit it."""
+    return _network(conn.network.create_network(
+        name=spec.name, description=marker, port_security_enabled=spec.port_security,
+    ))
+
+
+def update_network(conn: Any, found: Found, spec: NetworkSpec) -> Found:
+    """Bring port security back to what the spec says."""
+    return _network(conn.network.update_network(
+        found.id, port_security_enabled=spec.port_security))
+
+
+def create_subnet(conn: Any, spec: NetworkSpec, network_id: str, marker: str) -> Found:
+    """Create the IPv4 subnet; gateway_ip None means no gateway at all (experiment net)."""
+    return _subnet(conn.network.create_subnet(
+        name=spec.subnet_name, description=marker, network_id=network_id, ip_version=4,
+        cidr=spec.cidr, gateway_ip=spec.gateway_ip, is_dhcp_enabled=spec.enable_dhcp,
+    ))
+
+
+def delete_network(conn: Any, found: Found) -> None:
+    conn.network.delete_network(found.id, ignore_missing=True)
+
+
+def delete_subnet(conn: Any, found: Found) -> None:
+    conn.network.delete_subnet(found.id, ignore_missing=True)
+
+
+def network_exists(conn: Any, found: Found) -> bool:
+    return conn.network.find_network(found.id, ignore_missing=True) is not None
+
+
+def subnet_exists(conn: Any, found: Found) -> bool:
+    return conn.network.find_subnet(found.id, ignore_missing=True) is not None
+
+
+def external_network_id(conn: Any, name: str) -> str | None:
+    """The id of the external network floating IPs and router gateways come from."""
+    net = conn.network.find_network(name, ignore_missing=True)
+    return net.id if net is not None else None
