@@ -74,11 +74,45 @@ def _not_yet(name: str, issue: str) -> None:
     )
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def reserve(args: tuple[str, ...]) -> None:
-    """Reserve the three VMs, networks and lease on Chameleon (not yet available)."""
-    _not_yet("reserve", "the provisioning release")
+def _cloud_flags(**flags: Any) -> dict[str, Any]:
+    """The [cloud] settings given on the command line (None: not given)."""
+    return {"cloud": flags}
+
+
+_os_cloud_option = click.option(
+    "--os-cloud", help="clouds.yaml entry (default: $OS_CLOUD, else OS_* variables).")
+_name_option = click.option(
+    "--name", help="Suffix on every resource name (default: your OpenStack user name).")
+_site_option = click.option("--site", help="Chameleon site (default KVM@TACC).")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@_name_option
+@_site_option
+@click.option("--flavor", help="Flavor to reserve (default m1.large).")
+@click.option("--image", help="Node image (default CC-Ubuntu24.04).")
+@click.option("--hours", type=int, help="Length of a new lease (default 6).")
+@_os_cloud_option
+@click.option("--key", "public_key", type=click.Path(dir_okay=False, path_type=Path),
+              help="SSH public key (default ~/.ssh/id_ed25519.pub, else id_rsa.pub).")
+@pass_ctx
+def reserve(ctx: Ctx, dry_run: bool, name: str | None, site: str | None, flavor: str | None,
+            image: str | None, hours: int | None, os_cloud: str | None,
+            public_key: Path | None) -> None:
+    """Reserve the lease, networks and three VMs on Chameleon; resumes, never duplicates."""
+    from ggctl.provision.reserve import reserve as do_reserve
+    from ggctl.provision.show import configure_logging, print_plan, print_status
+
+    settings = ctx.settings(**_cloud_flags(
+        name=name, site=site, flavor=flavor, image=image, hours=hours, os_cloud=os_cloud,
+        public_key=public_key))
+    configure_logging(settings.verbose)
+    result = do_reserve(settings, dry_run=dry_run, console=err_console)
+    print_plan(err_console, result.actions,
+               title="reserve (dry run)" if dry_run else "reserve")
+    if result.state is not None:
+        print_status(console, result.state, "table")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -109,18 +143,86 @@ def evaluate(args: tuple[str, ...]) -> None:
     _not_yet("evaluate", "the deploy release")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def status(args: tuple[str, ...]) -> None:
-    """Show what exists: lease, servers, cluster, deployment (not yet available)."""
-    _not_yet("status", "the provisioning release")
+@cli.command()
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")
+@_name_option
+@_site_option
+@_os_cloud_option
+@pass_ctx
+def status(ctx: Ctx, output: str, name: str | None, site: str | None,
+           os_cloud: str | None) -> None:
+    """Show what exists: lease and its expiry, servers, addresses, floating IP."""
+    from ggctl.provision.show import configure_logging, print_status
+    from ggctl.provision.status import status as do_status
+
+    settings = ctx.settings(**_cloud_flags(name=name, site=site, os_cloud=os_cloud))
+    configure_logging(settings.verbose)
+    print_status(console, do_status(settings), output)
+
+
+@cli.command()
+@click.option("--hours", type=click.IntRange(1, 24 * 183), required=True,
+              help="Hours to add to the lease.")
+@_name_option
+@_site_option
+@_os_cloud_option
+@pass_ctx
+def extend(ctx: Ctx, hours: int, name: str | None, site: str | None,
+           os_cloud: str | None) -> None:
+    """Lengthen the lease by some hours."""
+    from ggctl.provision.show import configure_logging
+    from ggctl.provision.status import extend as do_extend
+
+    settings = ctx.settings(**_cloud_flags(name=name, site=site, os_cloud=os_cloud))
+    configure_logging(settings.verbose)
+    lease = do_extend(settings, hours)
+    console.print(f"lease {lease['name']} {lease['status']}: ends {lease['end']} "
+                  f"({lease['remaining']})", highlight=False)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def teardown(args: tuple[str, ...]) -> None:
-    """Release everything ggctl reserved (not yet available)."""
-    _not_yet("teardown", "the provisioning release")
+@click.argument("node")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def ssh(ctx: Ctx, node: str, command: tuple[str, ...]) -> None:
+    """SSH to node-N through node-0 (`ggctl ssh node-1 -- uptime`)."""
+    import os
+
+    from ggctl.provision.shell import ssh_command
+
+    argv = ssh_command(ctx.settings().state_dir, node, list(command))
+    os.execvp(argv[0], argv)  # noqa: S606 (replace ggctl by ssh: a tty, signals, exit code)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; change nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_name_option
+@_site_option
+@_os_cloud_option
+@pass_ctx
+def teardown(ctx: Ctx, dry_run: bool, yes: bool, name: str | None, site: str | None,
+             os_cloud: str | None) -> None:
+    """Release everything of yours: floating IP, servers, router, networks, group, lease."""
+    from ggctl.provision.show import configure_logging, print_leaks, print_plan
+    from ggctl.provision.teardown import teardown as do_teardown
+
+    settings = ctx.settings(**_cloud_flags(name=name, site=site, os_cloud=os_cloud))
+    configure_logging(settings.verbose)
+    if not dry_run and not yes:
+        preview = do_teardown(settings, dry_run=True, console=err_console)
+        print_plan(err_console, preview.actions, title=f"teardown of {preview.suffix}")
+        if not preview.actions:
+            return
+        click.confirm("Delete all of the above?", abort=True, err=True)
+    result = do_teardown(settings, dry_run=dry_run, console=err_console)
+    print_plan(err_console, result.actions,
+               title="teardown (dry run)" if dry_run else f"teardown of {result.suffix}")
+    if not dry_run:
+        print_leaks(console, result.leaks)
+        if result.leaks:
+            raise GgctlError("teardown left resources behind (listed above)",
+                             hint="rerun `ggctl teardown --yes`; it is safe to repeat")
 
 
 @cli.command()

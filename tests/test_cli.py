@@ -16,7 +16,10 @@ def ggctl(*args, env=None, cwd=None):
     )
 
 
-@pytest.mark.parametrize("command", JOURNEY)
+STUBS = [c for c in JOURNEY if c not in ("reserve", "status", "teardown")]  # those are real now
+
+
+@pytest.mark.parametrize("command", STUBS)
 def test_unfinished_commands_fail_honestly(command):
     r = ggctl(command, "--some-flag")
     assert r.returncode == 2
