@@ -91,7 +91,9 @@ class ModelMeta:
         """Overlay the known keys of `data` on `base` (default: the course's defaults)."""
         base = base or cls()
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        unknown = {k: v for k, v in data.items() if k not in known}
+        unknown = {k: v for k, v in data.items() if k not in known and k != "extra"}
+        if isinstance(data.get("extra"), dict):  # to_json() writes extras under "extra"
+            unknown = {**data["extra"], **unknown}
         kwargs: dict[str, Any] = {}
         try:
             for key in known & data.keys():
