@@ -171,3 +171,26 @@ def test_child_failure_is_reported_with_its_log(tmp_path: Path, monkeypatch):
     with pytest.raises(LoadTestError, match="failed") as err:
         run_load("http://127.0.0.1:9", Profile("x", (Stage(1, 1, 0),)), tmp_path)
     assert "no_such_module" in (err.value.hint or "")
+
+
+def _served_test_requests(server) -> float:
+    """GET /test answered so far, by the service's own Prometheus counter."""
+    text = server.get("/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("ggctl_http_requests_total{") and 'route="/test"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_against_the_real_service(tmp_path: Path, live_server):
+    """The engine against gunicorn + the demo model: the service counted what we logged."""
+    before = _served_test_requests(live_server)
+    profile = Profile("live", (Stage(1.5, 4, 0.1), Stage(1.5, 8, 0.02)))
+    result = run_load(live_server.base_url, profile, tmp_path)
+    served = _served_test_requests(live_server) - before
+
+    log = read_request_log(result.requests_csv)
+    assert len(log) == result.requests == served > 10
+    assert result.failures == 0, Counter(r.error for r in log if not r.ok)
+    assert all(r.status == 200 and r.latency_ms > 0 for r in log)
