@@ -1,0 +1,148 @@
+"""reserve / status / teardown against the fake cloud, with the real, unpatched openstacksdk,
+python-chi and python-blazarclient talking HTTP to it."""
+
+from __future__ import annotations
+
+import pytest
+from cloud_helpers import FULL, held, mutations, quiet, settings, use_env
+from ggctl.errors import GgctlError
+from ggctl.provision import record
+from ggctl.provision.reserve import reserve
+from ggctl.provision.status import extend, status
+from ggctl.provision.teardown import teardown
+from ggctl.state import StateDir
+
+
+@pytest.fixture
+def alice(fake_cloud, monkeypatch, tmp_path):
+    from cloud_helpers import clean_os_env
+
+    clean_os_env(monkeypatch, tmp_path)
+    use_env(monkeypatch, fake_cloud, "alice")
+    return settings(tmp_path, "alice")
+
+
+def test_reserve_status_teardown_leaves_nothing(fake_cloud, alice):
+    result = reserve(alice, dry_run=False, console=quiet())
+    assert held(fake_cloud) == FULL
+    st = result.state
+    assert st["suffix"] == "alice" and st["floating_ip"]
+    assert [n["private_ip"] for n in st["nodes"]] == [
+        "192.168.1.10", "192.168.1.11", "192.168.1.12"]
+    assert {n["status"] for n in st["nodes"]} == {"ACTIVE"}
+    assert (alice.state_dir / "inventory.yaml").exists()
+    assert (alice.state_dir / "ssh_config").exists()
+    assert (alice.state_dir / "provision.json").stat().st_mode & 0o777 == 0o600
+
+    now = status(alice)
+    assert now["lease"]["status"] == "ACTIVE" and now["lease"]["remaining"].endswith("left")
+    assert now["floating_ip"] == st["floating_ip"]
+
+    td = teardown(alice, dry_run=False, console=quiet())
+    assert td.leaks == {}
+    assert held(fake_cloud) == {}
+    assert record.load(StateDir(alice.state_dir)) is None
+
+
+def test_dry_run_touches_nothing(fake_cloud, alice):
+    result = reserve(alice, dry_run=True, console=quiet())
+    assert len(result.actions) > 20
+    assert held(fake_cloud) == {} and mutations(fake_cloud) == []
+
+
+def test_reserve_twice_second_creates_nothing(fake_cloud, alice):
+    reserve(alice, dry_run=False, console=quiet())
+    before = len(mutations(fake_cloud))
+    again = reserve(alice, dry_run=False, console=quiet())
+    assert again.actions == []
+    assert mutations(fake_cloud)[before:] == []
+    assert held(fake_cloud) == FULL
+
+
+def test_teardown_without_state_file(fake_cloud, alice):
+    reserve(alice, dry_run=False, console=quiet())
+    for p in alice.state_dir.iterdir():
+        p.unlink()
+    td = teardown(alice, dry_run=False, console=quiet())
+    assert td.leaks == {} and held(fake_cloud) == {}
+
+
+def test_teardown_is_safe_to_rerun(fake_cloud, alice):
+    reserve(alice, dry_run=False, console=quiet())
+    teardown(alice, dry_run=False, console=quiet())
+    again = teardown(alice, dry_run=False, console=quiet())
+    assert again.actions == [] and again.leaks == {}
+
+
+def test_two_users_in_one_project_are_disjoint(fake_cloud, alice, monkeypatch, tmp_path):
+    bob = settings(tmp_path, "bob")
+    reserve(alice, dry_run=False, console=quiet())
+    use_env(monkeypatch, fake_cloud, "bob")
+    reserve(bob, dry_run=False, console=quiet())
+    assert held(fake_cloud, "alice") == FULL
+    assert held(fake_cloud, "bob") == FULL
+    names = {s["name"] for s in fake_cloud.world.resources("servers")}
+    assert names == {f"node-{i}-{u}" for i in range(3) for u in ("alice", "bob")}
+
+    teardown(bob, dry_run=False, console=quiet())
+    assert held(fake_cloud, "bob") == {}
+    assert held(fake_cloud, "alice") == FULL
+    use_env(monkeypatch, fake_cloud, "alice")
+    teardown(alice, dry_run=False, console=quiet())
+    assert held(fake_cloud) == {}
+
+
+def test_name_overrides_the_suffix(fake_cloud, alice, tmp_path):
+    other = settings(tmp_path, "alice", name="Alice Second")
+    reserve(other, dry_run=False, console=quiet())
+    assert {s["name"] for s in fake_cloud.world.resources("servers")} == {
+        f"node-{i}-alice-second" for i in range(3)}
+    # the default-named teardown does not see them; the named one removes them
+    assert teardown(alice, dry_run=True, console=quiet()).actions == []
+    teardown(other, dry_run=False, console=quiet())
+    assert held(fake_cloud) == {}
+
+
+def test_extend_moves_the_end(fake_cloud, alice):
+    first = reserve(alice, dry_run=False, console=quiet()).state["lease"]["end"]
+    lease = extend(alice, 2)
+    from datetime import datetime
+
+    delta = datetime.fromisoformat(lease["end"]) - datetime.fromisoformat(first)
+    assert delta.total_seconds() == pytest.approx(2 * 3600, abs=120)
+
+
+def test_transient_errors_are_retried(fake_cloud, alice):
+    fake_cloud.faults.fail("POST", r"/network/v2.0/routers$", status=503)
+    fake_cloud.faults.fail("POST", r"/v2.0/ports$", status=409, nth=2)
+    fake_cloud.faults.fail("DELETE", r"/v2.0/subnets/", status=500)
+    reserve(alice, dry_run=False, console=quiet())
+    assert held(fake_cloud) == FULL
+    teardown(alice, dry_run=False, console=quiet())
+    assert held(fake_cloud) == {}
+
+
+def test_lost_reply_to_a_create_makes_no_duplicate(fake_cloud, alice):
+    fake_cloud.faults.fail("POST", r"/compute/v2.1/servers$", drop=True, after=True)
+    fake_cloud.faults.fail("POST", r"/v2.0/floatingips$", drop=True, after=True)
+    reserve(alice, dry_run=False, console=quiet())
+    assert held(fake_cloud) == FULL
+
+
+def test_quota_error_names_the_quota(fake_cloud, alice):
+    fake_cloud.faults.quota("CHI-251409", floatingip=0)
+    with pytest.raises(GgctlError) as err:
+        reserve(alice, dry_run=False, console=quiet())
+    assert "quota" in err.value.message.lower()
+    assert "floating" in (err.value.message + (err.value.hint or "")).lower()
+    fake_cloud.faults.clear()
+    reserve(alice, dry_run=False, console=quiet())  # resumes once quota allows
+    assert held(fake_cloud) == FULL
+
+
+def test_missing_image_and_flavor_fail_before_any_change(fake_cloud, alice, tmp_path):
+    with pytest.raises(GgctlError, match="image 'CC-Nope'"):
+        reserve(settings(tmp_path, "alice", image="CC-Nope"), dry_run=False, console=quiet())
+    with pytest.raises(GgctlError, match=r"flavor 'm9\.huge'"):
+        reserve(settings(tmp_path, "alice", flavor="m9.huge"), dry_run=False, console=quiet())
+    assert held(fake_cloud) == {}
