@@ -1,0 +1,1 @@
+"""In-process fakes of the remote services ggctl talks to, for tests over real HTTP."""

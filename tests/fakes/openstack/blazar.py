@@ -1,0 +1,278 @@
+"""Fake Blazar v1 (Chameleon's fork as KVM@TACC runs it): leases with ``flavor:instance``
+reservations.
+
+Wire format (chameleon.md section 5): the request takes ``start_date`` "now" or
+``"%Y-%m-%d %H:%M"`` and ``end_date`` ``"%Y-%m-%d %H:%M"`` (UTC); the lease answers
+``start_date``/``end_date`` as ``"%Y-%m-%dT%H:%M:%S.%f"`` and ``created_at``/``updated_at``
+as ``"%Y-%m-%d %H:%M:%S"`` -- python-chi parses exactly these and crashes on others.
+
+Lifecycle: ``POST`` -> 201 PENDING; after ``settings.lease_start_polls`` GETs of it the
+lease is ACTIVE, its reservation ``active``, and Nova holds the private flavor
+``reservation:<reservation id>`` (id = reservation id; extra specs
+``aggregate_instance_extra_specs:reservation`` and ``resources:CUSTOM_RESERVATION_<ID>``),
+shared with the project. A start date in the future keeps it PENDING until that time.
+Past ``end_date`` it is TERMINATED. ``DELETE`` (and termination) removes the flavor and
+the servers booted on it, as Blazar's instance plugin does at lease end.
+
+Errors: ``{"error_code", "error_message", "error_name"}`` where ``error_name`` is the code
+(Blazar's ``bad_request`` renders ``error.code`` there). Duplicate names -> 409
+``LeaseNameAlreadyExists`` text. Capacity (``CAPACITY`` instances per flavor across
+overlapping leases) -> 409 "Not enough resources available ..." -- status code and exact
+text are guesses; Chameleon's ``flavor:instance`` plugin is not public. So are the capacity
+numbers, the 6-month maximum and ``degraded``/``trust_id`` values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from . import nova
+from .base import ApiError, Ctx, Reply, Router
+from .state import World, new_id, public, utcnow
+
+LEASE_FMT = "%Y-%m-%dT%H:%M:%S.%f"
+CREATED_FMT = "%Y-%m-%d %H:%M:%S"
+API_FMT = "%Y-%m-%d %H:%M"
+MAX_LENGTH = timedelta(days=183)  # "standard KVM leases up to 6 months"
+# Instances of each flavor the site can host at once (guess; large enough for a class).
+CAPACITY = {"m1.large": 30}
+DEFAULT_CAPACITY = 20
+
+
+def render_error(err: ApiError) -> Reply:
+    """Blazar's error body."""
+    if err.status == 401:
+        return Reply(401, {"error": {"code": 401, "title": "Unauthorized",
+                                     "message": err.message}}, err.headers)
+    name = "INTERNAL_SERVER_ERROR" if err.status >= 500 else err.status
+    return Reply(err.status, {"error_code": err.status, "error_message": err.message,
+                              "error_name": name}, err.headers)
+
+
+router = Router("reservation", render_error)
+
+
+def _versions(ctx: Ctx) -> Reply:
+    return Reply(300, {"versions": [{"id": "v1.0", "status": "CURRENT", "links": [
+        {"href": ctx.service_url + "/v1", "rel": "self"}]}]})
+
+
+@router.route("GET", "/", auth=False)
+def versions(ctx: Ctx) -> Reply:
+    """300 with the v1 entry."""
+    return _versions(ctx)
+
+
+@router.route("GET", "/v1", auth=False)
+def versions_v1(ctx: Ctx) -> Reply:
+    """The same list under /v1 (the catalog URL keystoneauth discovers from)."""
+    return _versions(ctx)
+
+
+def _parse(value: object, field: str) -> datetime:
+    try:
+        return datetime.strptime(str(value), API_FMT)
+    except ValueError as exc:
+        raise ApiError(400, f"{value} is an invalid date. Required format: {API_FMT}") from exc
+
+
+def _visible(ctx: Ctx, lease_id: str) -> dict:
+    lease = ctx.world.table("leases").get(lease_id)
+    if lease is None or lease["project_id"] != ctx.project_id:
+        raise ApiError(404, f"Object with {{'lease_id': '{lease_id}'}} not found")
+    return lease
+
+
+def _reserved_flavor_id(res: dict) -> str:
+    return res["id"]
+
+
+def _activate(world: World, lease: dict) -> None:
+    now = utcnow().strftime(CREATED_FMT)
+    for res in lease["reservations"]:
+        base = world.table("flavors")[res["flavor_id"]]
+        rid = res["id"]
+        world.add("flavors", nova.new_flavor(
+            _reserved_flavor_id(res), f"reservation:{rid}", base["vcpus"], base["ram"],
+            base["disk"], {"aggregate_instance_extra_specs:reservation": rid,
+                           f"resources:CUSTOM_RESERVATION_{rid.upper().replace('-', '_')}": "1"},
+            public=False, access=[lease["project_id"]]) | {"_project_id": lease["project_id"],
+                                                          "_user_id": lease["user_id"]})
+        res.update(status="active", updated_at=now)
+    lease.update(status="ACTIVE", updated_at=now)
+    lease["events"][0].update(status="DONE")
+
+
+def _release(world: World, lease: dict) -> None:
+    for res in lease["reservations"]:
+        fid = _reserved_flavor_id(res)
+        if fid in world.table("flavors"):
+            nova.forget_servers_on_flavor(world, fid)
+            world.remove("flavors", fid)
+        res["status"] = "deleted"
+
+
+def _advance(world: World, lease: dict) -> None:
+    """One poll of the lease's clock."""
+    now = utcnow()
+    if lease["status"] in ("ACTIVE", "PENDING", "STARTING") and \
+            datetime.strptime(lease["end_date"], LEASE_FMT) <= now:
+        _release(world, lease)
+        lease.update(status="TERMINATED", updated_at=now.strftime(CREATED_FMT))
+        lease["events"][1].update(status="DONE")
+        return
+    if lease["status"] != "PENDING" or lease["_fate"] == "PENDING":
+        return
+    if datetime.strptime(lease["start_date"], LEASE_FMT) > now:
+        return
+    if lease["_polls"] > 0:
+        lease["_polls"] -= 1
+        return
+    if lease["_fate"] == "ERROR":
+        lease.update(status="ERROR", status_reason=lease["_message"],
+                     updated_at=now.strftime(CREATED_FMT))
+        for res in lease["reservations"]:
+            res["status"] = "error"
+        lease["events"][0].update(status="ERROR")
+        return
+    _activate(world, lease)
+
+
+def _in_use(world: World, flavor_id: str, start: datetime, end: datetime) -> int:
+    total = 0
+    for lease in world.table("leases").values():
+        if lease["status"] in ("TERMINATED", "ERROR", "DELETING"):
+            continue
+        s = datetime.strptime(lease["start_date"], LEASE_FMT)
+        e = datetime.strptime(lease["end_date"], LEASE_FMT)
+        if s < end and start < e:
+            total += sum(int(r["amount"]) for r in lease["reservations"]
+                         if r["flavor_id"] == flavor_id)
+    return total
+
+
+def _check_reservation(ctx: Ctx, req: dict, start: datetime, end: datetime) -> dict:
+    if req.get("resource_type") != "flavor:instance":
+        raise ApiError(400, f"The resource type {req.get('resource_type')} is not supported "
+                            f"on this site")
+    flavor = ctx.world.table("flavors").get(str(req.get("flavor_id")))
+    if flavor is None or not flavor["os-flavor-access:is_public"]:
+        raise ApiError(404, f"Flavor {req.get('flavor_id')} could not be found")
+    try:
+        amount = int(req.get("amount"))
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "amount must be a positive integer") from exc
+    if amount < 1:
+        raise ApiError(400, "amount must be a positive integer")
+    capacity = CAPACITY.get(flavor["name"], DEFAULT_CAPACITY)
+    if _in_use(ctx.world, flavor["id"], start, end) + amount > capacity:
+        raise ApiError(409, f"Not enough resources available with query "
+                            f"{{'flavor_id': '{flavor['id']}', 'amount': {amount}}}")
+    return {"flavor_id": flavor["id"], "amount": amount, "affinity": req.get("affinity")}
+
+
+@router.route("POST", "/v1/leases")
+def create_lease(ctx: Ctx) -> Reply:
+    """Create a lease (201, PENDING)."""
+    body = ctx.json()
+    name = body.get("name")
+    if not name:
+        raise ApiError(400, "Lease name is required")
+    now = utcnow()
+    start = now if body.get("start_date", "now") == "now" else _parse(body["start_date"], "start")
+    if "end_date" not in body:
+        raise ApiError(400, "end_date is required")
+    end = _parse(body["end_date"], "end")
+    if start < now.replace(second=0, microsecond=0) - timedelta(minutes=1):
+        raise ApiError(400, "Start date must be later than current date")
+    if end <= start:
+        raise ApiError(400, "End date must be later than start date.")
+    if end - start > MAX_LENGTH:
+        raise ApiError(400, "Lease duration must not exceed 183 days on this site")
+    reservations = body.get("reservations") or []
+    if not reservations:
+        raise ApiError(400, "No reservations provided")
+    world = ctx.world
+    with world.lock:
+        if any(lease["name"] == name and lease["project_id"] == ctx.project_id
+               for lease in world.table("leases").values()):
+            raise ApiError(409, f"The lease with name: {name} already exists")
+        checked = [_check_reservation(ctx, r, start, end) for r in reservations]
+        lease_id, created = new_id(), now.strftime(CREATED_FMT)
+        fate = ctx.faults.take_lease_fate(name) if ctx.faults else None
+        lease = {
+            "id": lease_id, "name": name, "start_date": start.strftime(LEASE_FMT),
+            "end_date": end.strftime(LEASE_FMT), "created_at": created, "updated_at": None,
+            "status": "PENDING", "degraded": False, "user_id": ctx.user_id,
+            "project_id": ctx.project_id, "trust_id": new_id().replace("-", ""),
+            "reservations": [{
+                "id": new_id(), "lease_id": lease_id, "resource_id": new_id(),
+                "resource_type": "flavor:instance", "status": "pending",
+                "missing_resources": False, "resources_changed": False,
+                "created_at": created, "updated_at": None, **r} for r in checked],
+            "events": [
+                {"id": new_id(), "lease_id": lease_id, "event_type": et, "time": t,
+                 "status": "UNDONE", "created_at": created, "updated_at": None}
+                for et, t in (("start_lease", start.strftime(LEASE_FMT)),
+                              ("end_lease", end.strftime(LEASE_FMT)))],
+            "_polls": world.settings.lease_start_polls,
+            "_fate": fate[0] if fate else "ACTIVE", "_message": fate[1] if fate else "",
+            **ctx.owner(),
+        }
+        world.add("leases", lease)
+        return Reply(201, {"lease": public(lease)})
+
+
+@router.route("GET", "/v1/leases")
+def list_leases(ctx: Ctx) -> Reply:
+    """The project's leases (each listing is a poll of their clocks)."""
+    with ctx.world.lock:
+        leases = [lease for lease in ctx.world.table("leases").values()
+                  if lease["project_id"] == ctx.project_id]
+        for lease in leases:
+            _advance(ctx.world, lease)
+        return Reply(200, {"leases": [public(lease) for lease in leases]})
+
+
+@router.route("GET", "/v1/leases/{lease_id}")
+def show_lease(ctx: Ctx, lease_id: str) -> Reply:
+    """One lease by id (names 404; python-chi then lists and matches the name)."""
+    with ctx.world.lock:
+        lease = _visible(ctx, lease_id)
+        _advance(ctx.world, lease)
+        return Reply(200, {"lease": public(lease)})
+
+
+@router.route("PUT", "/v1/leases/{lease_id}")
+def update_lease(ctx: Ctx, lease_id: str) -> Reply:
+    """Rename or move the end date (extend/shorten)."""
+    body = ctx.json()
+    with ctx.world.lock:
+        lease = _visible(ctx, lease_id)
+        _advance(ctx.world, lease)
+        if lease["status"] in ("TERMINATED", "ERROR"):
+            raise ApiError(409, f"Lease {lease_id} is in status {lease['status']} and "
+                                f"cannot be updated")
+        if "end_date" in body:
+            end = _parse(body["end_date"], "end")
+            start = datetime.strptime(lease["start_date"], LEASE_FMT)
+            if end <= max(start, utcnow()):
+                raise ApiError(400, "End date must be later than current and start date.")
+            if end - start > MAX_LENGTH:
+                raise ApiError(400, "Lease duration must not exceed 183 days on this site")
+            lease["end_date"] = end.strftime(LEASE_FMT)
+            lease["events"][1]["time"] = lease["end_date"]
+        if body.get("name"):
+            lease["name"] = body["name"]
+        lease["updated_at"] = utcnow().strftime(CREATED_FMT)
+        return Reply(200, {"lease": public(lease)})
+
+
+@router.route("DELETE", "/v1/leases/{lease_id}")
+def delete_lease(ctx: Ctx, lease_id: str) -> Reply:
+    """Delete a lease: its reserved flavor and the servers on it go too."""
+    with ctx.world.lock:
+        lease = _visible(ctx, lease_id)
+        _release(ctx.world, lease)
+        ctx.world.remove("leases", lease_id)
+    return Reply(204)

@@ -1,0 +1,176 @@
+"""Fault injection for the fake cloud.
+
+    faults.fail("POST", r"/network/v2.0/routers$", status=503)       # next router create
+    faults.fail("DELETE", r"/subnets/", status=409, nth=2, times=3)  # 2nd..4th subnet delete
+    faults.fail("POST", r"/compute/v2.1/servers$", drop=True)        # connection reset
+    faults.fail("POST", r"/reservation/v1/leases$", drop=True, after=True)  # done, reply lost
+    faults.server_error(name="node-1")          # next boot of node-1 ends in ERROR + fault
+    faults.lease_pending(name="lease-.*")       # the lease never leaves PENDING
+    faults.lease_error(name="lease-.*")         # the lease goes to ERROR instead of ACTIVE
+    faults.quota("CHI-251409", instances=2, floatingip=0)
+
+Paths are regular expressions searched in the full request path, service prefix included
+(``/compute``, ``/network``, ``/image``, ``/reservation``, ``/identity``). Bodies of
+injected HTTP errors are in the shape of the service that was hit.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+
+from .state import World
+
+# What a real cloud tends to say for each injected status.
+DEFAULT_MESSAGES = {
+    409: "Conflict: the resource is busy (injected fault).",
+    500: "An unexpected error prevented the server from fulfilling your request.",
+    503: "The server is currently unavailable. Please try again at a later time.",
+}
+
+
+@dataclass
+class Rule:
+    """One injected HTTP failure: calls matching ``method`` + ``path`` are counted, and the
+    ``nth`` .. ``nth + times - 1`` of them fail."""
+
+    method: str
+    path: re.Pattern
+    status: int = 500
+    nth: int = 1
+    times: int = 1
+    drop: bool = False  # close the connection instead of answering
+    after: bool = False  # with drop: carry the request out first, then lose the reply
+    message: str = ""
+    calls: int = 0  # matching calls seen so far
+    fired: int = 0  # how many times this rule has failed a call
+
+    def hit(self, method: str, path: str) -> bool:
+        """Count a call; True when this one must fail."""
+        if method != self.method or not self.path.search(path):
+            return False
+        self.calls += 1
+        if self.nth <= self.calls < self.nth + self.times:
+            self.fired += 1
+            return True
+        return False
+
+
+@dataclass
+class _Fate:
+    name: re.Pattern
+    message: str
+    count: int  # how many more matching resources get this fate (-1: all)
+
+
+@dataclass
+class Faults:
+    """Fault knobs of one fake cloud. Thread-safe; ``clear()`` resets them all."""
+
+    world: World
+    rules: list[Rule] = field(default_factory=list)
+    server_errors: list[_Fate] = field(default_factory=list)
+    lease_fates: list[tuple[str, _Fate]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 500,
+        nth: int = 1,
+        times: int = 1,
+        drop: bool = False,
+        after: bool = False,
+        message: str = "",
+    ) -> Rule:
+        """Fail the ``nth`` (1-based) and the following ``times - 1`` calls matching
+        ``method`` and the ``path`` regex, with ``status`` (409, 500, 503 ...) or, with
+        ``drop=True``, by closing the connection without a reply (``after=True``: only
+        after the request has taken effect). Returns the rule; its ``calls`` and ``fired``
+        count what it saw."""
+        rule = Rule(method.upper(), re.compile(path), status, nth, times, drop, after,
+                    message or DEFAULT_MESSAGES.get(status, "Injected fault."))
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def match(self, method: str, path: str) -> Rule | None:
+        """Called by the server for every request: the rule that fails it, if any."""
+        with self._lock:
+            hit = None
+            for rule in self.rules:
+                if rule.hit(method, path) and hit is None:
+                    hit = rule
+            return hit
+
+    def server_error(
+        self,
+        name: str = ".*",
+        message: str = "No valid host was found. There are not enough hosts available.",
+        count: int = 1,
+    ) -> None:
+        """The next ``count`` servers whose name fully matches ``name`` end their build in
+        ERROR with this ``fault.message`` (-1: every one)."""
+        with self._lock:
+            self.server_errors.append(_Fate(re.compile(name), message, count))
+
+    def lease_pending(self, name: str = ".*", count: int = 1) -> None:
+        """The next ``count`` leases named like ``name`` stay PENDING forever."""
+        self._lease("PENDING", name, "", count)
+
+    def lease_error(
+        self, name: str = ".*", message: str = "Lease failed to start (injected fault).",
+        count: int = 1,
+    ) -> None:
+        """The next ``count`` leases named like ``name`` go to ERROR instead of ACTIVE."""
+        self._lease("ERROR", name, message, count)
+
+    def quota(self, project: str | None = None, **limits: int) -> None:
+        """Set Nova/Neutron limits (instances, cores, ram, key_pairs, floatingip, network,
+        subnet, port, router, security_group, security_group_rule) of a project (name or
+        id; default: every seeded project)."""
+        world = self.world
+        with world.lock:
+            targets = [world.project(project).id] if project else list(world.projects)
+            for pid in targets:
+                world.quotas.setdefault(pid, {}).update(limits)
+
+    def clear(self) -> None:
+        """Forget every injected fault and quota."""
+        with self._lock:
+            self.rules.clear()
+            self.server_errors.clear()
+            self.lease_fates.clear()
+        with self.world.lock:
+            self.world.quotas.clear()
+
+    # -- consumed by the services
+
+    def take_server_error(self, name: str) -> str | None:
+        """The fault message for a server being booted now, if one was injected."""
+        with self._lock:
+            return self._take(self.server_errors, name)
+
+    def take_lease_fate(self, name: str) -> tuple[str, str] | None:
+        """(status, message) for a lease being created now, if one was injected."""
+        with self._lock:
+            for status, fate in self.lease_fates:
+                if fate.count != 0 and fate.name.fullmatch(name):
+                    fate.count -= 1 if fate.count > 0 else 0
+                    return status, fate.message
+            return None
+
+    def _lease(self, status: str, name: str, message: str, count: int) -> None:
+        with self._lock:
+            self.lease_fates.append((status, _Fate(re.compile(name), message, count)))
+
+    @staticmethod
+    def _take(fates: list[_Fate], name: str) -> str | None:
+        for fate in fates:
+            if fate.count != 0 and fate.name.fullmatch(name):
+                fate.count -= 1 if fate.count > 0 else 0
+                return fate.message
+        return None
