@@ -112,6 +112,22 @@ class DeploySettings(Section):
     timeout: float = Field(600.0, gt=0, description="seconds to wait for the rollout")
 
 
+class ClusterSettings(Section):
+    """How `ggctl cluster` runs Ansible. Cluster choices (Kubernetes minor, CNI, ports)
+    are role variables: set them in extra_vars (see playbooks/group_vars/all/ggctl.yml)."""
+
+    inventory: Path | None = Field(
+        None, description="Ansible inventory (default: <state dir>/inventory.yml from reserve)"
+    )
+    forks: int = Field(10, ge=1, le=100, description="hosts Ansible works on in parallel")
+    tunnel_port: int = Field(
+        16443, ge=1, le=65535, description="local port of the SSH tunnel to the API server"
+    )
+    extra_vars: dict[str, Any] = Field(
+        default_factory=dict, description="Ansible extra-vars, e.g. cluster_kube_version"
+    )
+
+
 class Settings(BaseSettings):
     """All of ggctl's settings. Secrets never live here: credentials stay with their owners."""
 
@@ -129,6 +145,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     cloud: CloudSettings = Field(default_factory=CloudSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("state_dir", mode="after")
     @classmethod
