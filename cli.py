@@ -115,11 +115,68 @@ def reserve(ctx: Ctx, dry_run: bool, name: str | None, site: str | None, flavor:
         print_status(console, result.state, "table")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+def _cluster_options(f: Any) -> Any:
+    for option in reversed([
+        click.option("--inventory", "-i", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Ansible inventory (default: the one `ggctl reserve` wrote)."),
+        click.option("--check", is_flag=True, help="Ansible check mode: show, change nothing."),
+        click.option("--tags", "-t", multiple=True, help="Only tasks with these tags."),
+        click.option("--skip-tags", multiple=True, help="Skip tasks with these tags."),
+        click.option("--limit", "-l", help="Only these hosts (an Ansible pattern)."),
+        click.option("-e", "--extra-var", "extra", multiple=True, metavar="KEY=VALUE",
+                     help="Override a role variable, e.g. cluster_kube_version=1.36."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _run_cluster(ctx: Ctx, playbook: str, **kw: Any) -> None:
+    from ggctl.cluster import run_from_settings
+
+    result = run_from_settings(ctx.settings(), playbook=playbook, console=err_console, **kw)
+    if result.kubeconfig:
+        console.print(f"kubeconfig: {result.kubeconfig} (ggctl kubectl -- get nodes)",
+                      highlight=False)
+    console.print(f"[green]done[/] in {result.model.elapsed():.0f} s; log: {result.log_path}",
+                  highlight=False)
+
+
+@cli.group(invoke_without_command=True)
+@_cluster_options
+@click.pass_context
+def cluster(cctx: click.Context, **kw: Any) -> None:
+    """Turn the VMs into a Kubernetes cluster with a registry (Ansible; safe to rerun)."""
+    if cctx.invoked_subcommand is None:
+        _run_cluster(cctx.find_object(Ctx), "cluster", **kw)
+
+
+@cluster.command("reset")
+@_cluster_options
+@click.option("--registry", is_flag=True, help="Also delete the registry and its images.")
+@pass_ctx
+def cluster_reset(ctx: Ctx, registry: bool, extra: tuple[str, ...], **kw: Any) -> None:
+    """Undo kubeadm on every node (packages and registry stay, unless --registry)."""
+    extra = (*extra, "reset_registry=true") if registry else extra
+    _run_cluster(ctx, "reset", extra=extra, **kw)
+
+
+@cluster.command("registry")
+@_cluster_options
+@pass_ctx
+def cluster_registry(ctx: Ctx, **kw: Any) -> None:
+    """Only the registry, Docker Hub cache and image builder, and trust them on every node."""
+    _run_cluster(ctx, "registry", **kw)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True,
+                               "allow_interspersed_args": False})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def cluster(args: tuple[str, ...]) -> None:
-    """Turn the VMs into a Kubernetes cluster with a registry (not yet available)."""
-    _not_yet("cluster", "the cluster release")
+@pass_ctx
+def kubectl(ctx: Ctx, args: tuple[str, ...]) -> None:
+    """Run kubectl against the cluster through an SSH tunnel via node-0: ggctl kubectl -- ARGS."""
+    from ggctl.cluster import kubectl_from_settings
+
+    sys.exit(kubectl_from_settings(ctx.settings(), args))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -129,11 +186,38 @@ def build(args: tuple[str, ...]) -> None:
     _not_yet("build", "the deploy release")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def deploy(args: tuple[str, ...]) -> None:
-    """Deploy the service with a strategy: k8s, lb, hpa, optimized (not yet available)."""
-    _not_yet("deploy", "the deploy release")
+@cli.command()
+@click.option("--strategy", type=click.Choice(["k8s", "lb", "hpa", "optimized"]),
+              help="k8s, lb, hpa (the course's) or optimized (ours; the default).")
+@click.option("--image", help="Image reference (default: the last `ggctl build`).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path),
+              help="Cluster to use (default: <state dir>/kubeconfig, else $KUBECONFIG).")
+@click.option("-n", "--namespace", help="Namespace (default: default).")
+@click.option("--dry-run", is_flag=True, help="Render only; contact no cluster.")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]),
+              help="Print the manifests (with --dry-run: instead of applying).")
+@click.option("--timeout", type=float, help="Seconds to wait for the rollout (default 600).")
+@pass_ctx
+def deploy(ctx: Ctx, strategy: str | None, image: str | None, kubeconfig: Path | None,
+           namespace: str | None, dry_run: bool, output: str | None,
+           timeout: float | None) -> None:
+    """Deploy the service with a strategy; switching removes the previous one's objects."""
+    from ggctl.manifests.deploy import plan, render_output, run_deploy
+
+    settings = ctx.settings(deploy={"strategy": strategy, "image": image, "namespace": namespace,
+                                    "kubeconfig": kubeconfig, "timeout": timeout})
+    if output:
+        click.echo(render_output(plan(settings), output), nl=False)
+    if dry_run:
+        if not output:
+            p = plan(settings)
+            console.print(_kv_table(f"dry run: strategy {p.strategy} (nothing applied)", [
+                (f"{o['kind']}", o["metadata"]["name"]) for o in p.objects
+            ] + [("image", f"{p.image} ({p.image_source})"), ("namespace", p.namespace)]))
+        return
+    result = run_deploy(settings, console=err_console)
+    console.print(_kv_table(f"deployed in {result.namespace} ({result.rollout_s:.0f} s rollout)",
+                            [(f"{c.kind} {c.name}", c.action) for c in result.changes]))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

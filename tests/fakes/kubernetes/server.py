@@ -1,0 +1,328 @@
+"""The fake's HTTP face: one werkzeug WSGI app on 127.0.0.1, a controller thread, and the
+`FakeKubernetes` handle tests use (URL, kubeconfig, store, fault and load injection)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from . import discovery
+from .controllers import FAULTS, Controllers, Fault, Timings
+from .metrics import Metrics
+from .objects import Objects
+from .resources import ResourceType, by_kind, find
+from .store import ApiError, Clock, Obj, Store
+
+TRUE = ("true", "True", "1")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:  # the request log is in the store
+        pass
+
+
+def _json(body: Any, code: int = 200) -> Response:
+    return Response(json.dumps(body), status=code, mimetype="application/json")
+
+
+class FakeKubernetes:
+    """A small Kubernetes API server. Use as a context manager, or start()/stop().
+
+    speed: cluster seconds per wall second (50: a 5 s probe delay takes 0.1 s).
+    """
+
+    def __init__(self, *, speed: float = 1.0, tick_s: float = 0.02, version: str = "v1.33.4",
+                 nodes: int = 3, node_cpu: str = "4", node_memory: str = "8Gi",
+                 token: str | None = "fake-token", validate: bool = True,
+                 timings: Timings | None = None, port: int = 0):
+        self.clock = Clock(speed)
+        self.store = Store(self.clock)
+        self.version = version
+        self.objects = Objects(self.store, k8s_version=version.lstrip("v"), validate=validate)
+        self.controllers = Controllers(self.store, self.objects, timings)
+        self.metrics = Metrics(self.store, self.controllers)
+        self.token = token
+        self.tick_s = tick_s
+        self._port = port
+        self._server: Any = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self.paused = False
+        with self.store.lock:
+            for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+                self.objects.create(by_kind("Namespace"), None,
+                                    {"metadata": {"name": ns}}, None)
+            for i in range(nodes):
+                self._add_node(f"node-{i}", node_cpu, node_memory)
+
+    def _add_node(self, name: str, cpu: str, memory: str) -> None:
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
+                                                      "kubernetes.io/os": "linux"}},
+                "spec": {},
+                "status": {"capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+                           "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+                           "conditions": [{"type": "Ready", "status": "True",
+                                           "reason": "KubeletReady"}],
+                           "nodeInfo": {"kubeletVersion": self.version}}}
+        self.store.insert(by_kind("Node"), node)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def port(self) -> int:
+        return self._server.server_port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeKubernetes:
+        self._server = make_server("127.0.0.1", self._port, self.wsgi, threaded=True,
+                                   request_handler=_QuietHandler)
+        self._server.daemon_threads = True
+        serve = threading.Thread(target=self._server.serve_forever, name="fake-k8s-http",
+                                 daemon=True)
+        tick = threading.Thread(target=self._tick_loop, name="fake-k8s-controllers", daemon=True)
+        self._threads = [serve, tick]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for t in self._threads:
+            t.join(5)
+
+    def __enter__(self) -> FakeKubernetes:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            if not self.paused:
+                self.controllers.tick()
+
+    # ------------------------------------------------------------------ test helpers
+    def kubeconfig(self, path: str | Path, context: str = "fake") -> Path:
+        """Write a kubeconfig for this server (plain http, bearer token) and return its path."""
+        user: dict[str, Any] = {"token": self.token} if self.token else {}
+        cfg = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "users": [{"name": context, "user": user}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": context,
+                                                       "namespace": "default"}}],
+            "current-context": context,
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        return path
+
+    def inject(self, kind: str, image: str | None = None, message: str | None = None,
+               log: str = "") -> Fault:
+        """Pods created from now on whose image contains `image` get fault `kind`:
+        image-pull, crash-loop, unschedulable or never-ready."""
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; one of {FAULTS}")
+        fault = Fault(kind, image, message, log)
+        self.controllers.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        self.controllers.faults.clear()
+
+    def set_load(self, fn: Callable[[float], float]) -> None:
+        """Total CPU cores of work offered to each app (pods sharing an `app` label) at
+        cluster time t, shared evenly by its ready pods and capped at their CPU limit."""
+        self.controllers.load = fn
+
+    def set_usage(self, fn: Callable[[Obj, float], tuple[float, float]] | None) -> None:
+        """Exact usage per pod: fn(pod, t) → (cpu cores, memory bytes)."""
+        self.controllers.usage_fn = fn
+
+    def tick(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.controllers.tick()
+
+    def advance(self, seconds: float) -> None:
+        """Jump the cluster clock ahead and run the controllers once."""
+        self.clock.advance(seconds)
+        self.controllers.tick()
+
+    def list(self, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[Obj]:
+        """Stored objects of `kind` (a deep copy, safe to keep)."""
+        import copy
+
+        with self.store.lock:
+            return copy.deepcopy(self.store.kind_items(kind, namespace, label_selector))
+
+    def get(self, kind: str, name: str, namespace: str | None = "default") -> Obj | None:
+        import copy
+
+        with self.store.lock:
+            obj = self.store.get(by_kind(kind), namespace, name)
+            return copy.deepcopy(obj) if obj else None
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0,
+                 what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise TimeoutError(f"fake cluster: {what} not reached in {timeout} s")
+
+    @property
+    def requests(self) -> list[tuple[str, str, str, str, bytes]]:
+        return self.store.requests
+
+    # ------------------------------------------------------------------ HTTP
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        try:
+            response = self.handle(request)
+        except ApiError as exc:
+            response = _json(exc.status(), exc.code)
+        except HTTPException as exc:
+            response = _json(ApiError(exc.code or 500, "BadRequest", str(exc)).status(),
+                             exc.code or 500)
+        return response(environ, start_response)
+
+    def handle(self, req: Request) -> Response:
+        body = req.get_data()
+        with self.store.lock:
+            self.store.requests.append((req.method, req.path, req.query_string.decode(),
+                                        req.headers.get("Content-Type", ""), body))
+        if self.token and req.headers.get("Authorization") != f"Bearer {self.token}":
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        parts = [p for p in req.path.split("/") if p]
+        q = req.args
+        if parts == ["version"]:
+            return _json(discovery.version_info(self.version))
+        if parts == ["api"]:
+            return _json(discovery.core_versions(f"127.0.0.1:{self.port}"))
+        if parts == ["apis"]:
+            return _json(discovery.group_list())
+        if parts in (["api", "v1"],) or (len(parts) == 3 and parts[0] == "apis"):
+            group, version = ("", "v1") if parts[0] == "api" else (parts[1], parts[2])
+            doc = discovery.resource_list(group, version)
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(doc)
+        if len(parts) == 2 and parts[0] == "apis":
+            doc = discovery.group(parts[1])
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(doc)
+        if parts[:1] == ["api"] and len(parts) > 2 and parts[1] == "v1":
+            group, version, rest = "", "v1", parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) > 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        ns, plural, name, sub = self._parse(group, version, rest)
+        rt = find(group, version, plural)
+        if rt is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if rt.virtual:
+            return self._metrics(req, rt, ns, name)
+        return self._rest(req, rt, ns, name, sub, body)
+
+    @staticmethod
+    def _parse(group: str, version: str, rest: list[str]) -> tuple[str | None, str, str | None,
+                                                                    str | None]:
+        if rest[0] == "namespaces" and len(rest) >= 3 and find(group, version, rest[2]):
+            ns, rest = rest[1], rest[2:]
+        else:
+            ns = None
+        plural = rest[0]
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        return ns, plural, name, sub
+
+    def _metrics(self, req: Request, rt: ResourceType, ns: str | None, name: str | None) -> Response:
+        if req.method != "GET":
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
+        if rt.plural == "pods":
+            doc = self.metrics.pods(ns, name, req.args.get("labelSelector"))
+        else:
+            doc = self.metrics.nodes(name)
+        if doc is None:
+            raise ApiError(404, "NotFound", f'podmetrics.metrics.k8s.io "{name}" not found')
+        return _json(doc)
+
+    def _rest(self, req: Request, rt: ResourceType, ns: str | None, name: str | None,
+              sub: str | None, body: bytes) -> Response:
+        q = req.args
+        m = req.method
+        manager = q.get("fieldManager")
+        if sub and sub not in rt.subresources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if m == "GET":
+            if q.get("watch") in TRUE:
+                raise ApiError(405, "MethodNotAllowed", "watch is not implemented by this fake")
+            if name is None:
+                limit = int(q["limit"]) if q.get("limit") else None
+                return _json(self.objects.list(rt, ns, q.get("labelSelector"),
+                                               q.get("fieldSelector"), limit, q.get("continue")))
+            if sub == "scale":
+                return _json(self.objects.get_scale(rt, ns, name))
+            if sub == "log":
+                with self.store.lock:
+                    pod = self.store.require(rt, ns, name)
+                    text = self.controllers.pod_log(pod)
+                if q.get("tailLines"):
+                    text = "\n".join(text.splitlines()[-int(q["tailLines"]):]) + "\n"
+                return Response(text, mimetype="text/plain")
+            return _json(self.objects.get(rt, ns, name))
+        doc = json.loads(body) if body and m in ("POST", "PUT", "DELETE") else None
+        if m == "POST" and name is None:
+            return _json(self.objects.create(rt, ns, doc or {}, manager), 201)
+        if m == "PUT" and name is not None:
+            if sub == "scale":
+                return _json(self.objects.set_scale(rt, ns, name, doc["spec"]["replicas"],
+                                                    manager or "unknown"))
+            return _json(self.objects.replace(rt, ns, name, doc or {}, manager, sub))
+        if m == "PATCH" and name is not None:
+            ctype = req.headers.get("Content-Type", "application/json")
+            force = q.get("force") in TRUE
+            if sub == "scale":
+                patch = json.loads(body or b"{}")
+                replicas = (patch.get("spec") or {}).get("replicas")
+                if replicas is None:
+                    return _json(self.objects.get_scale(rt, ns, name))
+                return _json(self.objects.set_scale(rt, ns, name, replicas, manager or "unknown"))
+            code, obj = self.objects.patch(rt, ns, name, ctype, body, manager, force, sub)
+            return _json(obj, code)
+        if m == "DELETE":
+            opts = doc or {}
+            policy = q.get("propagationPolicy") or opts.get("propagationPolicy")
+            grace = q.get("gracePeriodSeconds", opts.get("gracePeriodSeconds"))
+            grace = int(grace) if grace is not None else None
+            if name is None:
+                with self.store.lock:
+                    victims = [o["metadata"]["name"] for o in
+                               self.store.items(rt, ns, q.get("labelSelector"))]
+                for victim in victims:
+                    self.objects.delete(rt, ns, victim, policy, grace)
+                return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                              "status": "Success"})
+            return _json(self.objects.delete(rt, ns, name, policy, grace))
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
