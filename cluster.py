@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from ggctl.errors import GgctlError
@@ -55,8 +55,10 @@ def ansible_root() -> Path:
     """The directory that holds playbooks/ and roles/ (the installed ggctl package)."""
     root = files("ggctl")
     if not isinstance(root, Path):  # a zipped install: Ansible needs real files
-        raise ClusterError("ggctl is installed in a form Ansible cannot read (zip); "
-                           "reinstall it from the wheel with pip")
+        raise ClusterError(
+            "ggctl is installed in a form Ansible cannot read (zip); "
+            "reinstall it from the wheel with pip"
+        )
     if not (root / "playbooks" / "cluster.yml").is_file():
         raise ClusterError(f"the playbooks are missing from {root}; reinstall ggctl")
     return root
@@ -75,9 +77,11 @@ def tool(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise ClusterError(f"{name} not found",
-                           hint="install ansible-core and ansible-runner next to ggctl "
-                                "(pip install 'ansible-core>=2.16,<2.20' ansible-runner)")
+        raise ClusterError(
+            f"{name} not found",
+            hint="install ansible-core and ansible-runner next to ggctl "
+            "(pip install 'ansible-core>=2.16,<2.20' ansible-runner)",
+        )
     return found
 
 
@@ -113,8 +117,9 @@ def default_inventory(state: StateDir) -> Path:
     return state.path("inventory.yml")
 
 
-def resolve_inventory(state: StateDir, explicit: Path | None,
-                      configured: Path | None = None) -> Path:
+def resolve_inventory(
+    state: StateDir, explicit: Path | None, configured: Path | None = None
+) -> Path:
     """--inventory, else [cluster] inventory, else the one `ggctl reserve` wrote."""
     path = explicit or configured or default_inventory(state)
     path = path.expanduser()
@@ -123,8 +128,9 @@ def resolve_inventory(state: StateDir, explicit: Path | None,
         raise ClusterError(
             f"no inventory at {path} ({where})",
             hint="run `ggctl reserve` first, or pass --inventory FILE with groups "
-                 "kube_control_plane, kube_node, registry and node_ip per host "
-                 "(see playbooks/inventory.example.yml)")
+            "kube_control_plane, kube_node, registry and node_ip per host "
+            "(see playbooks/inventory.example.yml)",
+        )
     return path.resolve()
 
 
@@ -142,20 +148,38 @@ def parse_extra_vars(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def make_plan(state: StateDir, *, playbook: str = "cluster", inventory: Path | None = None,
-              configured_inventory: Path | None = None, extra_vars: dict[str, Any] | None = None,
-              tags: Sequence[str] = (), skip_tags: Sequence[str] = (), limit: str | None = None,
-              check: bool = False, verbosity: int = 0, forks: int = 10) -> ClusterPlan:
+def make_plan(
+    state: StateDir,
+    *,
+    playbook: str = "cluster",
+    inventory: Path | None = None,
+    configured_inventory: Path | None = None,
+    extra_vars: dict[str, Any] | None = None,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
+    limit: str | None = None,
+    check: bool = False,
+    verbosity: int = 0,
+    forks: int = 10,
+) -> ClusterPlan:
     """The run that `ggctl cluster` would make, with ggctl's own extra-vars added."""
     playbook_path(playbook)
     inv = resolve_inventory(state, inventory, configured_inventory)
     ev: dict[str, Any] = dict(extra_vars or {})
     if playbook == "cluster":
         ev.setdefault("cluster_kubeconfig_fetch_dest", str(state.path(FETCHED_KUBECONFIG)))
-    return ClusterPlan(playbook=playbook, inventory=inv, extra_vars=ev,
-                       tags=[t for t in tags if t], skip_tags=[t for t in skip_tags if t],
-                       limit=limit or None, check=check, diff=check, verbosity=verbosity,
-                       forks=forks)
+    return ClusterPlan(
+        playbook=playbook,
+        inventory=inv,
+        extra_vars=ev,
+        tags=[t for t in tags if t],
+        skip_tags=[t for t in skip_tags if t],
+        limit=limit or None,
+        check=check,
+        diff=check,
+        verbosity=verbosity,
+        forks=forks,
+    )
 
 
 def ansible_env() -> dict[str, str]:
@@ -170,7 +194,7 @@ def ansible_env() -> dict[str, str]:
         "ANSIBLE_GATHERING": "smart",
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s "
-                            "-o ServerAliveInterval=30",
+        "-o ServerAliveInterval=30",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_FORCE_COLOR": "False",
@@ -340,8 +364,9 @@ class ProgressModel:
             name = data.get("task", "") or data.get("name", "")
             if kind == "playbook_on_handler_task_start":
                 name = f"handler: {name}"
-            self.tasks.append(TaskRecord(name=name, role=data.get("role", "") or "",
-                                         play=self.play, started=now))
+            self.tasks.append(
+                TaskRecord(name=name, role=data.get("role", "") or "", play=self.play, started=now)
+            )
         elif kind in STATUS_OF_EVENT:
             host = data.get("host", "?")
             if host not in self.hosts:
@@ -357,10 +382,16 @@ class ProgressModel:
             if task is not None:
                 task.hosts[host] = status
             if status in ("failed", "unreachable"):
-                self.failures.append(Failure(
-                    host=host, task=data.get("task", "") or (task.name if task else ""),
-                    role=data.get("role", "") or "", action=data.get("task_action", "") or "",
-                    kind=status, lines=failure_lines(res)))
+                self.failures.append(
+                    Failure(
+                        host=host,
+                        task=data.get("task", "") or (task.name if task else ""),
+                        role=data.get("role", "") or "",
+                        action=data.get("task_action", "") or "",
+                        kind=status,
+                        lines=failure_lines(res),
+                    )
+                )
         elif kind == "playbook_on_stats":
             self._close_current(now)
             self.ended = now
@@ -391,18 +422,30 @@ class ProgressModel:
 
     def ok(self) -> bool:
         return not self.failures and all(
-            not s.get("failures") and not s.get("dark") for s in self.stats.values())
+            not s.get("failures") and not s.get("dark") for s in self.stats.values()
+        )
 
 
 class RichProgress:
     """A live line with the running task, and one printed line per finished task."""
 
-    SYMBOL = {"ok": "[green]ok[/]", "changed": "[yellow]changed[/]",
-              "failed": "[bold red]FAILED[/]", "unreachable": "[bold red]UNREACHABLE[/]",
-              "skipped": "[dim]skipped[/]", "ignored": "[dim]failed (ignored)[/]"}
+    SYMBOL: ClassVar[dict[str, str]] = {
+        "ok": "[green]ok[/]",
+        "changed": "[yellow]changed[/]",
+        "failed": "[bold red]FAILED[/]",
+        "unreachable": "[bold red]UNREACHABLE[/]",
+        "skipped": "[dim]skipped[/]",
+        "ignored": "[dim]failed (ignored)[/]",
+    }
 
-    def __init__(self, console: Any, model: ProgressModel | None = None, *,
-                 verbose: bool = False, quiet: bool = False):
+    def __init__(
+        self,
+        console: Any,
+        model: ProgressModel | None = None,
+        *,
+        verbose: bool = False,
+        quiet: bool = False,
+    ):
         from rich.live import Live
         from rich.spinner import Spinner
 
@@ -413,8 +456,14 @@ class RichProgress:
         self._printed = 0
         self._play = ""
         self._spinner = Spinner("dots", text="starting ansible-playbook…")
-        self.live = Live(self._spinner, console=console, refresh_per_second=8, transient=True,
-                         redirect_stdout=False, redirect_stderr=False)
+        self.live = Live(
+            self._spinner,
+            console=console,
+            refresh_per_second=8,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
 
     def __enter__(self) -> RichProgress:
         if not self.quiet:
@@ -434,8 +483,10 @@ class RichProgress:
         if task is not None and not self.quiet:
             role = f"{task.role} : " if task.role else ""
             done = len(self.model.finished_tasks)
-            self._spinner.update(text=f"[bold]{role}{task.name}[/] "
-                                      f"[dim]({done} tasks done, {self.model.elapsed():.0f} s)[/]")
+            self._spinner.update(
+                text=f"[bold]{role}{task.name}[/] "
+                f"[dim]({done} tasks done, {self.model.elapsed():.0f} s)[/]"
+            )
         return True
 
     def _flush(self) -> None:
@@ -459,8 +510,9 @@ class RichProgress:
         for host, status in task.hosts.items():
             by_status.setdefault(status, []).append(host)
         parts = [f"{self.SYMBOL.get(s, s)} {', '.join(h)}" for s, h in by_status.items()]
-        self.console.print(f"  {role}{task.name}  {'; '.join(parts)} "
-                           f"[dim]{task.seconds:.1f} s[/]", highlight=False)
+        self.console.print(
+            f"  {role}{task.name}  {'; '.join(parts)} [dim]{task.seconds:.1f} s[/]", highlight=False
+        )
 
 
 def summary_tables(model: ProgressModel) -> list[Any]:
@@ -468,20 +520,34 @@ def summary_tables(model: ProgressModel) -> list[Any]:
     from rich.table import Table
 
     roles = Table(title="time per role", title_justify="left")
-    for col, kw in (("role", {}), ("tasks", {"justify": "right"}),
-                    ("changed", {"justify": "right"}), ("seconds", {"justify": "right"})):
+    for col, kw in (
+        ("role", {}),
+        ("tasks", {"justify": "right"}),
+        ("changed", {"justify": "right"}),
+        ("seconds", {"justify": "right"}),
+    ):
         roles.add_column(col, **kw)
     for role, n, changed, secs in model.role_times():
         roles.add_row(role, str(n), str(changed), f"{secs:.1f}")
-    roles.add_row("[bold]total[/]", str(len(model.tasks)),
-                  str(sum(r[2] for r in model.role_times())), f"[bold]{model.elapsed():.1f}[/]")
+    roles.add_row(
+        "[bold]total[/]",
+        str(len(model.tasks)),
+        str(sum(r[2] for r in model.role_times())),
+        f"[bold]{model.elapsed():.1f}[/]",
+    )
     hosts = Table(title="hosts", title_justify="left")
     for col in ("host", "ok", "changed", "failed", "unreachable", "skipped"):
         hosts.add_column(col, justify="left" if col == "host" else "right")
     for host in model.hosts:
         s = model.stats.get(host, {})
-        hosts.add_row(host, str(s.get("ok", 0)), str(s.get("changed", 0)),
-                      str(s.get("failures", 0)), str(s.get("dark", 0)), str(s.get("skipped", 0)))
+        hosts.add_row(
+            host,
+            str(s.get("ok", 0)),
+            str(s.get("changed", 0)),
+            str(s.get("failures", 0)),
+            str(s.get("dark", 0)),
+            str(s.get("skipped", 0)),
+        )
     return [roles, hosts]
 
 
@@ -510,8 +576,15 @@ def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def run_plan(plan: ClusterPlan, state: StateDir, *, console: Any, verbose: bool = False,
-             quiet: bool = False, tunnel_port: int = 16443) -> ClusterResult:
+def run_plan(
+    plan: ClusterPlan,
+    state: StateDir,
+    *,
+    console: Any,
+    verbose: bool = False,
+    quiet: bool = False,
+    tunnel_port: int = 16443,
+) -> ClusterResult:
     """Run the plan; raise ClusterError naming the failed hosts and tasks."""
     import ansible_runner
 
@@ -521,8 +594,11 @@ def run_plan(plan: ClusterPlan, state: StateDir, *, console: Any, verbose: bool 
     log_path = run_dir / "ansible.log"
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     model = ProgressModel()
-    with os.fdopen(log_fd, "a") as log, RichProgress(console, model, verbose=verbose,
-                                                     quiet=quiet) as progress:
+    with (
+        os.fdopen(log_fd, "a") as log,
+        RichProgress(console, model, verbose=verbose, quiet=quiet) as progress,
+    ):
+
         def on_event(event: dict[str, Any]) -> bool:
             text = event.get("stdout")
             if text:
@@ -531,8 +607,13 @@ def run_plan(plan: ClusterPlan, state: StateDir, *, console: Any, verbose: bool 
             return progress(event)
 
         runner = ansible_runner.run(event_handler=on_event, **runner_kwargs(plan, data_dir))
-    result = ClusterResult(status=runner.status, rc=runner.rc if runner.rc is not None else -1,
-                           model=model, run_dir=run_dir, log_path=log_path)
+    result = ClusterResult(
+        status=runner.status,
+        rc=runner.rc if runner.rc is not None else -1,
+        model=model,
+        run_dir=run_dir,
+        log_path=log_path,
+    )
     if not quiet:
         for table in summary_tables(model):
             console.print(table)
@@ -541,15 +622,20 @@ def run_plan(plan: ClusterPlan, state: StateDir, *, console: Any, verbose: bool 
         raise ClusterError(
             f"ansible-playbook {plan.playbook}.yml {runner.status} (rc={result.rc}) after "
             f"{model.elapsed():.0f} s:\n{report}",
-            hint=f"full log: {log_path}; fix and rerun: finished steps are skipped")
+            hint=f"full log: {log_path}; fix and rerun: finished steps are skipped",
+        )
     if plan.playbook == "cluster" and not plan.check:
         result.kubeconfig = install_kubeconfig(state, tunnel_port)
-        state.write("cluster", {
-            "inventory": str(plan.inventory), "finished": _stamp(),
-            "kubeconfig": str(result.kubeconfig) if result.kubeconfig else None,
-            "extra_vars": {k: v for k, v in plan.extra_vars.items() if "password" not in k},
-            "log": str(log_path),
-        })
+        state.write(
+            "cluster",
+            {
+                "inventory": str(plan.inventory),
+                "finished": _stamp(),
+                "kubeconfig": str(result.kubeconfig) if result.kubeconfig else None,
+                "extra_vars": {k: v for k, v in plan.extra_vars.items() if "password" not in k},
+                "log": str(log_path),
+            },
+        )
     return result
 
 
@@ -594,9 +680,13 @@ class SshTarget:
 
 def inventory_json(inventory: Path) -> dict[str, Any]:
     """The inventory as Ansible itself reads it (`ansible-inventory --list`)."""
-    r = subprocess.run([tool("ansible-inventory"), "-i", str(inventory), "--list"],
-                       capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "ANSIBLE_NOCOLOR": "True"})
+    r = subprocess.run(
+        [tool("ansible-inventory"), "-i", str(inventory), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "True"},
+    )
     if r.returncode != 0:
         raise ClusterError(f"ansible-inventory cannot read {inventory}:\n{r.stderr.strip()}")
     return json.loads(r.stdout)
@@ -610,21 +700,36 @@ def control_plane_ssh(inventory: Path) -> SshTarget:
         raise ClusterError(f"{inventory} has no host in group kube_control_plane")
     name = hosts[0]
     hv = (data.get("_meta") or {}).get("hostvars", {}).get(name, {})
-    args = " ".join(str(hv[k]) for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args")
-                    if hv.get(k))
+    args = " ".join(
+        str(hv[k]) for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args") if hv.get(k)
+    )
     port = hv.get("ansible_port") or hv.get("ansible_ssh_port")
-    return SshTarget(host=str(hv.get("ansible_host", name)),
-                     user=hv.get("ansible_user") or hv.get("ansible_ssh_user"),
-                     port=int(port) if port else None,
-                     key=hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file"),
-                     common_args=shlex.split(args), node_ip=hv.get("node_ip"))
+    return SshTarget(
+        host=str(hv.get("ansible_host", name)),
+        user=hv.get("ansible_user") or hv.get("ansible_ssh_user"),
+        port=int(port) if port else None,
+        key=hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file"),
+        common_args=shlex.split(args),
+        node_ip=hv.get("node_ip"),
+    )
 
 
 def tunnel_command(target: SshTarget, local_port: int, remote_port: int = API_PORT) -> list[str]:
     """ssh that forwards 127.0.0.1:local_port to the API server's loopback on node-0."""
-    cmd = ["ssh", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "BatchMode=yes",
-           "-o", "ServerAliveInterval=15", "-o", "ConnectTimeout=15",
-           "-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}"]
+    cmd = [
+        "ssh",
+        "-N",
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ServerAliveInterval=15",
+        "-o",
+        "ConnectTimeout=15",
+        "-L",
+        f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}",
+    ]
     if target.port:
         cmd += ["-p", str(target.port)]
     if target.key:
@@ -650,26 +755,32 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def api_tunnel(target: SshTarget, port: int, timeout: float = 20.0,
-               ssh: str = "ssh") -> Iterator[int]:
+def api_tunnel(
+    target: SshTarget, port: int, timeout: float = 20.0, ssh: str = "ssh"
+) -> Iterator[int]:
     """Open the tunnel on `port` (another free one if taken); close it on exit."""
     if not port_free(port):
         port = free_port()
     cmd = tunnel_command(target, port)
     cmd[0] = ssh
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
                 err = proc.stderr.read().strip() if proc.stderr else ""
-                raise ClusterError(f"the SSH tunnel to {target.host} closed: {err or 'no message'}",
-                                   hint="check that `ggctl ssh node-0` works")
+                raise ClusterError(
+                    f"the SSH tunnel to {target.host} closed: {err or 'no message'}",
+                    hint="check that `ggctl ssh node-0` works",
+                )
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
                 break
             if time.monotonic() > deadline:
-                raise ClusterError(f"the SSH tunnel to {target.host} did not open in {timeout:.0f} s")
+                raise ClusterError(
+                    f"the SSH tunnel to {target.host} did not open in {timeout:.0f} s"
+                )
             time.sleep(0.1)
         yield port
     finally:
@@ -685,15 +796,24 @@ def api_tunnel(target: SshTarget, port: int, timeout: float = 20.0,
 def kubeconfig_path(state: StateDir) -> Path:
     path = state.path(KUBECONFIG)
     if not path.is_file():
-        raise ClusterError(f"no kubeconfig at {path}",
-                           hint="run `ggctl cluster` first: it fetches one when it finishes")
+        raise ClusterError(
+            f"no kubeconfig at {path}",
+            hint="run `ggctl cluster` first: it fetches one when it finishes",
+        )
     return path
 
 
-def kubectl_command(kubeconfig: Path, port: int, args: Sequence[str],
-                    kubectl: str = "kubectl") -> list[str]:
-    return [kubectl, "--kubeconfig", str(kubeconfig), "--server", f"https://127.0.0.1:{port}",
-            *args]
+def kubectl_command(
+    kubeconfig: Path, port: int, args: Sequence[str], kubectl: str = "kubectl"
+) -> list[str]:
+    return [
+        kubectl,
+        "--kubeconfig",
+        str(kubeconfig),
+        "--server",
+        f"https://127.0.0.1:{port}",
+        *args,
+    ]
 
 
 def run_kubectl(state: StateDir, inventory: Path, args: Sequence[str], tunnel_port: int) -> int:
@@ -701,9 +821,11 @@ def run_kubectl(state: StateDir, inventory: Path, args: Sequence[str], tunnel_po
     kubeconfig = kubeconfig_path(state)
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        raise ClusterError("kubectl is not installed here",
-                           hint="install kubectl (https://kubernetes.io/docs/tasks/tools/), "
-                                "or use it on node-0: ggctl ssh node-0 -- kubectl ...")
+        raise ClusterError(
+            "kubectl is not installed here",
+            hint="install kubectl (https://kubernetes.io/docs/tasks/tools/), "
+            "or use it on node-0: ggctl ssh node-0 -- kubectl ...",
+        )
     target = control_plane_ssh(inventory)
     with api_tunnel(target, tunnel_port) as port:
         return subprocess.run(kubectl_command(kubeconfig, port, args, kubectl)).returncode
@@ -712,25 +834,49 @@ def run_kubectl(state: StateDir, inventory: Path, args: Sequence[str], tunnel_po
 # --------------------------------------------------------------------------- entry points
 
 
-def run_from_settings(settings: Any, *, playbook: str = "cluster", inventory: Path | None = None,
-                      check: bool = False, tags: Sequence[str] = (), skip_tags: Sequence[str] = (),
-                      limit: str | None = None, extra: Sequence[str] = (),
-                      console: Any) -> ClusterResult:
+def run_from_settings(
+    settings: Any,
+    *,
+    playbook: str = "cluster",
+    inventory: Path | None = None,
+    check: bool = False,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
+    limit: str | None = None,
+    extra: Sequence[str] = (),
+    console: Any,
+) -> ClusterResult:
     """What `ggctl cluster [reset|registry]` does with the effective settings."""
     state = StateDir(settings.state_dir)
     state.ensure()
     cfg = settings.cluster
-    plan = make_plan(state, playbook=playbook, inventory=inventory,
-                     configured_inventory=cfg.inventory,
-                     extra_vars={**cfg.extra_vars, **parse_extra_vars(extra)},
-                     tags=_split(tags), skip_tags=_split(skip_tags), limit=limit, check=check,
-                     verbosity=max(0, settings.verbose - 1), forks=cfg.forks)
+    plan = make_plan(
+        state,
+        playbook=playbook,
+        inventory=inventory,
+        configured_inventory=cfg.inventory,
+        extra_vars={**cfg.extra_vars, **parse_extra_vars(extra)},
+        tags=_split(tags),
+        skip_tags=_split(skip_tags),
+        limit=limit,
+        check=check,
+        verbosity=max(0, settings.verbose - 1),
+        forks=cfg.forks,
+    )
     if not settings.quiet:
         mode = " in check mode (nothing changes)" if check else ""
-        console.print(f"[bold]ggctl cluster[/]: {plan.playbook}.yml on {plan.inventory}{mode}",
-                      highlight=False)
-    return run_plan(plan, state, console=console, verbose=settings.verbose > 0,
-                    quiet=settings.quiet, tunnel_port=cfg.tunnel_port)
+        console.print(
+            f"[bold]ggctl cluster[/]: {plan.playbook}.yml on {plan.inventory}{mode}",
+            highlight=False,
+        )
+    return run_plan(
+        plan,
+        state,
+        console=console,
+        verbose=settings.verbose > 0,
+        quiet=settings.quiet,
+        tunnel_port=cfg.tunnel_port,
+    )
 
 
 def kubectl_from_settings(settings: Any, args: Sequence[str]) -> int:
