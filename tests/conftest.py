@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 # onnxruntime (nothing above does; servers started below inherit it).
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
-pytest_plugins = ["fakes.openstack.fixtures"]
+pytest_plugins = ["fakes.openstack.fixtures", "fakes.kubernetes.fixtures"]
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
