@@ -153,7 +153,7 @@ def connect(os_cloud: str | None, site: str) -> Cloud:
         region=region.region_name or site,
         interface=region.interface or "public",
         auth_url=auth_url,
-        user_name=access.user_name or access.user_id or "",
+        user_name=access.username or access.user_id or "",
         user_id=access.user_id or "",
         project_id=access.project_id,
         project_name=access.project_name or "",

@@ -34,7 +34,8 @@ def http_status(exc: BaseException) -> int | None:
 def error_text(exc: BaseException) -> str:
     """The server's own words, without the client's boilerplate."""
     for attr in ("details", "message"):
-        value = getattr(exc, attr, None)
+        # instance attributes only: blazarclient's class-level `message` is a template
+        value = vars(exc).get(attr)
         if isinstance(value, str) and value.strip():
             text = value
             break

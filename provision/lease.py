@@ -58,7 +58,9 @@ def lease_found(data: dict[str, Any]) -> Found:
     """A Blazar lease document → Found, parsed by python-chi's Lease (UTC datetimes)."""
     lease = _chi_lease().Lease(lease_json=data)
     flavor_res = lease.flavor_reservations[0] if lease.flavor_reservations else {}
-    return Found("lease", lease.id, lease.name, lease.status or "", {
+    # Never read `lease.status`: python-chi's getter re-fetches the lease through its own
+    # global session (built from OS_* at import), not ours.
+    return Found("lease", lease.id, lease.name, data.get("status") or "", {
         "start": _iso(lease.start_date),
         "end": _iso(lease.end_date),
         "reservation_id": flavor_res.get("id", ""),

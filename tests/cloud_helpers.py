@@ -34,15 +34,22 @@ def clean_os_env(monkeypatch: Any, tmp_path: Path) -> None:
 
 def make_key(tmp_path: Path, user: str = "alice") -> Path:
     """A public key file (the private half is never needed by reserve)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     pub = tmp_path / f"{user}_ed25519.pub"
-    pub.write_text(f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{user}KEY {user}@laptop\n")
+    if not pub.exists():
+        key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        pub.write_text(f"{key.decode()} {user}@laptop\n")
     return pub
 
 
-def settings(tmp_path: Path, user: str = "alice", **cloud: Any) -> Any:
+def settings(tmp_path: Path, user: str = "alice", state: str | None = None,
+             **cloud: Any) -> Any:
     """Settings for `user`: own state dir and key, fast waits."""
     return load_settings(None, {
-        "state_dir": tmp_path / f"state-{user}",
+        "state_dir": tmp_path / f"state-{state or user}",
         "cloud": {**FAST, "public_key": make_key(tmp_path, user), **cloud},
     })
 
@@ -62,7 +69,11 @@ def quiet() -> Console:
 
 def held(fake: Any, user: str | None = None) -> dict[str, int]:
     """What exists in the fake of the kinds reserve makes ({kind: n}, zeros left out)."""
-    counts = {k: fake.world.count(k, **({"user": user} if user else {})) for k in OURS}
+    owner = {"user": user} if user else {}
+    counts = {k: fake.world.count(k, **owner) for k in OURS if k != "ports"}
+    # DHCP and router-interface ports belong to Neutron and go with their network/router.
+    counts["ports"] = sum(1 for p in fake.world.resources("ports", **owner)
+                          if not (p.get("device_owner") or "").startswith("network:"))
     return {k: v for k, v in counts.items() if v}
 
 

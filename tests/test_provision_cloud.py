@@ -76,6 +76,8 @@ def test_teardown_is_safe_to_rerun(fake_cloud, alice):
 
 def test_two_users_in_one_project_are_disjoint(fake_cloud, alice, monkeypatch, tmp_path):
     bob = settings(tmp_path, "bob")
+    # two sets of 3 x m1.large (4 vCPU each) need more than the fake's default 20 cores
+    fake_cloud.faults.quota("CHI-251409", cores=48, instances=10)
     reserve(alice, dry_run=False, console=quiet())
     use_env(monkeypatch, fake_cloud, "bob")
     reserve(bob, dry_run=False, console=quiet())
@@ -93,7 +95,7 @@ def test_two_users_in_one_project_are_disjoint(fake_cloud, alice, monkeypatch, t
 
 
 def test_name_overrides_the_suffix(fake_cloud, alice, tmp_path):
-    other = settings(tmp_path, "alice", name="Alice Second")
+    other = settings(tmp_path, "alice", state="second", name="Alice Second")
     reserve(other, dry_run=False, console=quiet())
     assert {s["name"] for s in fake_cloud.world.resources("servers")} == {
         f"node-{i}-alice-second" for i in range(3)}
