@@ -4,6 +4,7 @@
     faults.fail("DELETE", r"/subnets/", status=409, nth=2, times=3)  # 2nd..4th subnet delete
     faults.fail("POST", r"/compute/v2.1/servers$", drop=True)        # connection reset
     faults.fail("POST", r"/reservation/v1/leases$", drop=True, after=True)  # done, reply lost
+    faults.fail("DELETE", r"/servers/", status=500, after=True)   # done, yet a 500
     faults.server_error(name="node-1")          # next boot of node-1 ends in ERROR + fault
     faults.lease_pending(name="lease-.*")       # the lease never leaves PENDING
     faults.lease_error(name="lease-.*")         # the lease goes to ERROR instead of ACTIVE
@@ -41,7 +42,7 @@ class Rule:
     nth: int = 1
     times: int = 1
     drop: bool = False  # close the connection instead of answering
-    after: bool = False  # with drop: carry the request out first, then lose the reply
+    after: bool = False  # carry the request out first, then fail or drop the reply
     message: str = ""
     calls: int = 0  # matching calls seen so far
     fired: int = 0  # how many times this rule has failed a call
@@ -88,9 +89,10 @@ class Faults:
     ) -> Rule:
         """Fail the ``nth`` (1-based) and the following ``times - 1`` calls matching
         ``method`` and the ``path`` regex, with ``status`` (409, 500, 503 ...) or, with
-        ``drop=True``, by closing the connection without a reply (``after=True``: only
-        after the request has taken effect). Returns the rule; its ``calls`` and ``fired``
-        count what it saw."""
+        ``drop=True``, by closing the connection without a reply. By default the failed
+        call changes nothing; ``after=True`` lets it take effect first (the reply is lost
+        or is an error anyway, as with a gateway timeout). Returns the rule; its ``calls``
+        and ``fired`` count what it saw. Logged with status 0 when dropped."""
         rule = Rule(method.upper(), re.compile(path), status, nth, times, drop, after,
                     message or DEFAULT_MESSAGES.get(status, "Injected fault."))
         with self._lock:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -144,8 +145,13 @@ class FakeCloud:
             "auth_type": "v3applicationcredential",
         }}}
         path = Path(path)
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        path.chmod(0o600)
+        # Written 0600 under a temporary name, then renamed: readers never see a partial
+        # or world-readable file (it holds a secret).
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(yaml.safe_dump(doc, sort_keys=False))
+        os.replace(tmp, path)
         return path
 
     # ------------------------------------------------------------ WSGI
@@ -162,16 +168,15 @@ class FakeCloud:
         ctx = Ctx(self.world, request, self.url, f"{self.url}/{service_name}", faults=self.faults)
 
         rule = self.faults.match(request.method, path)
-        if rule and rule.drop and not rule.after:
-            return self._drop(environ, start_response)
-
         if service is None:
             reply = Reply(404, {"error": f"no service at {path}"})
+        elif rule and not rule.after:  # fail before the request takes effect
+            reply = service.router.render_error(ApiError(rule.status, rule.message))
         else:
             reply = self._dispatch(service, ctx, request.method, rest)
-            if rule and not rule.drop:
+            if rule:  # it took effect, but the caller hears of a failure
                 reply = service.router.render_error(ApiError(rule.status, rule.message))
-        self._log(ctx, service_name, reply.status)
+        self._log(ctx, service_name, 0 if rule and rule.drop else reply.status)
         if rule and rule.drop:
             return self._drop(environ, start_response)
         return self._respond(ctx, reply)(environ, start_response)
