@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from ggctl.errors import GgctlError
+from rich.console import Console
 
 from .render import KIND_ORDER
 from .strategy import OURS_SELECTOR, STRATEGY_LABEL
@@ -399,9 +398,11 @@ def pod_events(cluster: Cluster, namespace: str, pod: str, limit: int = 12) -> l
     except Exception:  # events are an explanation, never a second failure
         return []
 
-    def when(ev: dict[str, Any]) -> str:
-        return ev.get("lastTimestamp") or ev.get("eventTime") or \
-            (ev.get("metadata") or {}).get("creationTimestamp") or ""
+    def when(ev: dict[str, Any]) -> tuple[str, int]:
+        meta = ev.get("metadata") or {}
+        rv = str(meta.get("resourceVersion") or "0")
+        stamp = ev.get("lastTimestamp") or ev.get("eventTime") or meta.get("creationTimestamp")
+        return stamp or "", int(rv) if rv.isdigit() else 0  # same second: write order
 
     lines = []
     for ev in sorted(items, key=when)[-limit:]:

@@ -17,20 +17,33 @@ from .server import FakeKubernetes
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.kubernetes",
-                                     description="A fake Kubernetes API server on 127.0.0.1.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.kubernetes",
+        description="A fake Kubernetes API server on 127.0.0.1.",
+    )
     parser.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     parser.add_argument("--kubeconfig", required=True, help="kubeconfig file to write")
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="cluster seconds per wall second (default 1)")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="cluster seconds per wall second (default 1)"
+    )
     parser.add_argument("--version", default="v1.33.4", help="Kubernetes version to report")
-    parser.add_argument("--load", type=float, default=0.0,
-                        help="CPU cores of work offered to each app (default 0)")
-    parser.add_argument("--wave", type=float, default=0.0,
-                        help="make the load a sine wave of this period in cluster seconds")
-    parser.add_argument("--inject", action="append", default=[], metavar="FAULT[=IMAGE]",
-                        help="image-pull, crash-loop, unschedulable or never-ready, for images "
-                             "containing IMAGE (default all); repeatable")
+    parser.add_argument(
+        "--load", type=float, default=0.0, help="CPU cores of work offered to each app (default 0)"
+    )
+    parser.add_argument(
+        "--wave",
+        type=float,
+        default=0.0,
+        help="make the load a sine wave of this period in cluster seconds",
+    )
+    parser.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="FAULT[=IMAGE]",
+        help="image-pull, crash-loop, unschedulable or never-ready, for images "
+        "containing IMAGE (default all); repeatable",
+    )
     args = parser.parse_args(argv)
     fake = FakeKubernetes(speed=args.speed, version=args.version, port=args.port)
     if args.wave:

@@ -47,11 +47,11 @@ class Timings:
 
     pull_s: float = 2.0
     create_s: float = 0.5
-    app_start_s: float = 2.0      # until /healthz and /readyz answer
-    crash_after_s: float = 1.0    # a crash-looping container runs this long
-    terminate_s: float = 2.0      # a terminating pod lingers at most this long
+    app_start_s: float = 2.0  # until /healthz and /readyz answer
+    crash_after_s: float = 1.0  # a crash-looping container runs this long
+    terminate_s: float = 2.0  # a terminating pod lingers at most this long
     hpa_sync_s: float = 15.0
-    event_every_s: float = 10.0   # repeated warnings are recorded at most this often
+    event_every_s: float = 10.0  # repeated warnings are recorded at most this often
 
 
 @dataclass
@@ -79,13 +79,17 @@ def _suffix(n: int = 5) -> str:
 
 
 def cpu_request(pod: Obj) -> float:
-    return sum(float(parse_quantity(c.get("resources", {}).get("requests", {}).get("cpu", "0")))
-               for c in pod["spec"].get("containers", []))
+    return sum(
+        float(parse_quantity(c.get("resources", {}).get("requests", {}).get("cpu", "0")))
+        for c in pod["spec"].get("containers", [])
+    )
 
 
 def mem_request(pod: Obj) -> float:
-    return sum(float(parse_quantity(c.get("resources", {}).get("requests", {}).get("memory", "0")))
-               for c in pod["spec"].get("containers", []))
+    return sum(
+        float(parse_quantity(c.get("resources", {}).get("requests", {}).get("memory", "0")))
+        for c in pod["spec"].get("containers", [])
+    )
 
 
 def cpu_limit(pod: Obj) -> float | None:
@@ -99,8 +103,10 @@ def cpu_limit(pod: Obj) -> float | None:
 
 
 def is_ready(pod: Obj) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in pod.get("status", {}).get("conditions", []))
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions", [])
+    )
 
 
 def owned_by(obj: Obj, owner: Obj) -> bool:
@@ -109,9 +115,14 @@ def owned_by(obj: Obj, owner: Obj) -> bool:
 
 
 def owner_ref(owner: Obj) -> Obj:
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
-            "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 class Controllers:
@@ -161,7 +172,9 @@ class Controllers:
             if refs and not any(r.get("uid") in present for r in refs):
                 self._delete(rt, obj, "Background")
                 continue
-            if meta.get("deletionTimestamp") and "foregroundDeletion" in (meta.get("finalizers") or []):
+            if meta.get("deletionTimestamp") and "foregroundDeletion" in (
+                meta.get("finalizers") or []
+            ):
                 deps = [(k, o) for k, o in self.store.iter_all() if owned_by(o, obj)]
                 for k, dep in deps:
                     self._delete(rt_of_key(k), dep, "Foreground")
@@ -174,8 +187,9 @@ class Controllers:
         if rt.kind == "Pod":
             self.objects.terminate_pod(obj, None)
         else:
-            self.objects.delete(rt, obj["metadata"].get("namespace"), obj["metadata"]["name"],
-                                policy, None)
+            self.objects.delete(
+                rt, obj["metadata"].get("namespace"), obj["metadata"]["name"], policy, None
+            )
 
     # ------------------------------------------------------------------ Deployment
     def sync_deployment(self, d: Obj, now: float) -> None:
@@ -186,24 +200,36 @@ class Controllers:
         h = template_hash(d["spec"]["template"])
         rs_rt = by_kind("ReplicaSet")
         owned = [rs for rs in self.store.items(rs_rt, ns) if owned_by(rs, d)]
-        new = next((rs for rs in owned if rs["metadata"]["labels"].get("pod-template-hash") == h),
-                   None)
+        new = next(
+            (rs for rs in owned if rs["metadata"]["labels"].get("pod-template-hash") == h), None
+        )
         if new is None:
             template = copy.deepcopy(d["spec"]["template"])
             template["metadata"].setdefault("labels", {})["pod-template-hash"] = h
             sel = copy.deepcopy(d["spec"]["selector"])
             sel.setdefault("matchLabels", {})["pod-template-hash"] = h
-            new = self.store.insert(rs_rt, {
-                "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": {"name": f"{name}-{h}", "namespace": ns,
-                             "labels": dict(template["metadata"]["labels"]),
-                             "ownerReferences": [owner_ref(d)],
-                             "annotations": {"deployment.kubernetes.io/revision": str(len(owned) + 1)}},
-                "spec": {"replicas": 0, "selector": sel, "template": template},
-                "status": {"replicas": 0},
-            })
+            new = self.store.insert(
+                rs_rt,
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "metadata": {
+                        "name": f"{name}-{h}",
+                        "namespace": ns,
+                        "labels": dict(template["metadata"]["labels"]),
+                        "ownerReferences": [owner_ref(d)],
+                        "annotations": {"deployment.kubernetes.io/revision": str(len(owned) + 1)},
+                    },
+                    "spec": {"replicas": 0, "selector": sel, "template": template},
+                    "status": {"replicas": 0},
+                },
+            )
             self._progress[d["metadata"]["uid"]] = (h, now, -1)
-        old = [rs for rs in owned if rs is not new and rs["metadata"]["name"] != new["metadata"]["name"]]
+        old = [
+            rs
+            for rs in owned
+            if rs is not new and rs["metadata"]["name"] != new["metadata"]["name"]
+        ]
         new_ready = self._ready_pods(new)
         self._scale_rs(d, new, desired)
         budget = max(0, desired - new_ready)
@@ -220,17 +246,27 @@ class Controllers:
         new["spec"]["replicas"] = replicas
         self.store.replace(by_kind("ReplicaSet"), new)
         verb = "up" if replicas > current else "down"
-        self.store.record_event(d, "Normal", "ScalingReplicaSet",
-                                f"Scaled {verb} replica set {rs['metadata']['name']} to {replicas}",
-                                component="deployment-controller")
+        self.store.record_event(
+            d,
+            "Normal",
+            "ScalingReplicaSet",
+            f"Scaled {verb} replica set {rs['metadata']['name']} to {replicas}",
+            component="deployment-controller",
+        )
 
     def _pods_of(self, owner: Obj) -> list[Obj]:
-        return [p for p in self.store.kind_items("Pod", owner["metadata"]["namespace"])
-                if owned_by(p, owner)]
+        return [
+            p
+            for p in self.store.kind_items("Pod", owner["metadata"]["namespace"])
+            if owned_by(p, owner)
+        ]
 
     def _ready_pods(self, rs: Obj) -> int:
-        return sum(1 for p in self._pods_of(rs)
-                   if is_ready(p) and not p["metadata"].get("deletionTimestamp"))
+        return sum(
+            1
+            for p in self._pods_of(rs)
+            if is_ready(p) and not p["metadata"].get("deletionTimestamp")
+        )
 
     def deployment_status(self, d: Obj, now: float) -> None:
         if d["metadata"].get("deletionTimestamp"):
@@ -239,8 +275,12 @@ class Controllers:
         desired = d["spec"].get("replicas", 1)
         h = template_hash(d["spec"]["template"])
         owned = [rs for rs in self.store.kind_items("ReplicaSet", ns) if owned_by(rs, d)]
-        pods = [p for rs in owned for p in self._pods_of(rs)
-                if not p["metadata"].get("deletionTimestamp")]
+        pods = [
+            p
+            for rs in owned
+            for p in self._pods_of(rs)
+            if not p["metadata"].get("deletionTimestamp")
+        ]
         updated = [p for p in pods if p["metadata"]["labels"].get("pod-template-hash") == h]
         ready = sum(1 for p in pods if is_ready(p))
         new_name = f"{d['metadata']['name']}-{h}"
@@ -252,16 +292,28 @@ class Controllers:
             self._progress[uid] = (h, since, ready)
         max_unavail = math.floor(desired * 0.25)
         if complete:
-            progressing = ("True", "NewReplicaSetAvailable",
-                           f'ReplicaSet "{new_name}" has successfully progressed.')
+            progressing = (
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{new_name}" has successfully progressed.',
+            )
         elif now - since > d["spec"].get("progressDeadlineSeconds", 600):
-            progressing = ("False", "ProgressDeadlineExceeded",
-                           f'ReplicaSet "{new_name}" has timed out progressing.')
+            progressing = (
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{new_name}" has timed out progressing.',
+            )
         else:
             progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{new_name}" is progressing.')
-        available = ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.") \
-            if ready >= desired - max_unavail else \
-            ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+        available = (
+            ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+            if ready >= desired - max_unavail
+            else (
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            )
+        )
         status = {
             "observedGeneration": d["metadata"].get("generation", 1),
             "replicas": len(pods),
@@ -269,9 +321,10 @@ class Controllers:
             "readyReplicas": ready,
             "availableReplicas": ready,
             "unavailableReplicas": max(0, desired - ready),
-            "conditions": self._conditions(d.get("status", {}).get("conditions", []),
-                                           [("Available", *available),
-                                            ("Progressing", *progressing)]),
+            "conditions": self._conditions(
+                d.get("status", {}).get("conditions", []),
+                [("Available", *available), ("Progressing", *progressing)],
+            ),
         }
         for k in ("readyReplicas", "availableReplicas", "unavailableReplicas", "updatedReplicas"):
             if status[k] == 0:
@@ -285,11 +338,22 @@ class Controllers:
         for type_, status, reason, message in new:
             p = prev.get(type_)
             same = p is not None and (p["status"], p.get("reason"), p.get("message")) == (
-                status, reason, message)
-            out.append({"type": type_, "status": status, "reason": reason, "message": message,
-                        "lastUpdateTime": p["lastUpdateTime"] if same else stamp,
-                        "lastTransitionTime": p["lastTransitionTime"]
-                        if p is not None and p["status"] == status else stamp})
+                status,
+                reason,
+                message,
+            )
+            out.append(
+                {
+                    "type": type_,
+                    "status": status,
+                    "reason": reason,
+                    "message": message,
+                    "lastUpdateTime": p["lastUpdateTime"] if same else stamp,
+                    "lastTransitionTime": p["lastTransitionTime"]
+                    if p is not None and p["status"] == status
+                    else stamp,
+                }
+            )
         return out
 
     def _set_status(self, obj: Obj, status: Obj) -> None:
@@ -309,15 +373,24 @@ class Controllers:
         for _ in range(want - len(pods)):
             self._create_pod(rs)
         if len(pods) > want:
+
             def rank(p: Obj) -> tuple[int, int, str]:
                 sim = self.pods.get(p["metadata"]["uid"])
-                return (1 if sim and sim.node else 0, 1 if is_ready(p) else 0,
-                        "~" + p["metadata"]["creationTimestamp"])
-            for pod in sorted(pods, key=rank)[:len(pods) - want]:
+                return (
+                    1 if sim and sim.node else 0,
+                    1 if is_ready(p) else 0,
+                    "~" + p["metadata"]["creationTimestamp"],
+                )
+
+            for pod in sorted(pods, key=rank)[: len(pods) - want]:
                 self.objects.terminate_pod(pod, None)
-                self.store.record_event(rs, "Normal", "SuccessfulDelete",
-                                        f"Deleted pod: {pod['metadata']['name']}",
-                                        component="replicaset-controller")
+                self.store.record_event(
+                    rs,
+                    "Normal",
+                    "SuccessfulDelete",
+                    f"Deleted pod: {pod['metadata']['name']}",
+                    component="replicaset-controller",
+                )
 
     def _create_pod(self, rs: Obj) -> None:
         template = copy.deepcopy(rs["spec"]["template"])
@@ -325,10 +398,14 @@ class Controllers:
         default_pod_spec(spec)
         name = f"{rs['metadata']['name']}-{_suffix()}"
         pod = {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": rs["metadata"]["namespace"],
-                         "labels": dict(template["metadata"].get("labels", {})),
-                         "ownerReferences": [owner_ref(rs)]},
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": rs["metadata"]["namespace"],
+                "labels": dict(template["metadata"].get("labels", {})),
+                "ownerReferences": [owner_ref(rs)],
+            },
             "spec": spec,
             "status": {"phase": "Pending", "qosClass": "Burstable"},
         }
@@ -336,19 +413,30 @@ class Controllers:
         fault = next((f for f in reversed(self.faults) if f.matches(pod)), None)
         self._ip += 1
         self.pods[pod["metadata"]["uid"]] = PodSim(
-            created=self.store.clock.now(), fault=fault,
-            ip=f"10.233.{64 + self._ip // 250}.{self._ip % 250 + 2}")
-        self.store.record_event(rs, "Normal", "SuccessfulCreate", f"Created pod: {name}",
-                                component="replicaset-controller")
+            created=self.store.clock.now(),
+            fault=fault,
+            ip=f"10.233.{64 + self._ip // 250}.{self._ip % 250 + 2}",
+        )
+        self.store.record_event(
+            rs,
+            "Normal",
+            "SuccessfulCreate",
+            f"Created pod: {name}",
+            component="replicaset-controller",
+        )
 
     def replicaset_status(self, rs: Obj) -> None:
         if rs["metadata"].get("deletionTimestamp"):
             return
         pods = [p for p in self._pods_of(rs) if not p["metadata"].get("deletionTimestamp")]
         ready = sum(1 for p in pods if is_ready(p))
-        status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods),
-                  "readyReplicas": ready, "availableReplicas": ready,
-                  "observedGeneration": rs["metadata"].get("generation", 1)}
+        status = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
         self._set_status(rs, {k: v for k, v in status.items() if v or k == "replicas"})
 
     # ------------------------------------------------------------------ scheduler + kubelet
@@ -377,18 +465,24 @@ class Controllers:
             reasons.append(f"{short_cpu} Insufficient cpu")
         if short_mem:
             reasons.append(f"{short_mem} Insufficient memory")
-        msg = (f"0/{len(nodes)} nodes are available: {', '.join(reasons) or 'no nodes'}. "
-               f"preemption: 0/{len(nodes)} nodes are available: {len(nodes)} No preemption "
-               "victims found for incoming pod.")
+        msg = (
+            f"0/{len(nodes)} nodes are available: {', '.join(reasons) or 'no nodes'}. "
+            f"preemption: 0/{len(nodes)} nodes are available: {len(nodes)} No preemption "
+            "victims found for incoming pod."
+        )
         return best, msg
 
     def _warn(self, sim: PodSim, pod: Obj, reason: str, message: str, now: float) -> None:
         last = sim.last_warning.get(reason)
         if last is None or now - last >= self.t.event_every_s:
             sim.last_warning[reason] = now
-            self.store.record_event(pod, "Warning", reason, message,
-                                    component="default-scheduler" if reason == "FailedScheduling"
-                                    else "kubelet")
+            self.store.record_event(
+                pod,
+                "Warning",
+                reason,
+                message,
+                component="default-scheduler" if reason == "FailedScheduling" else "kubelet",
+            )
 
     def sync_pod(self, pod: Obj, now: float) -> None:
         uid = pod["metadata"]["uid"]
@@ -411,23 +505,48 @@ class Controllers:
         image = c0.get("image", "")
         # -- schedule
         if sim.node is None:
-            node, msg = (None, sim.fault.message or "0/3 nodes are available: 3 Insufficient "
-                         "cpu. preemption: 0/3 nodes are available: 3 No preemption victims "
-                         "found for incoming pod.") if fault == "unschedulable" else self._fits(pod)
+            node, msg = (
+                (
+                    None,
+                    sim.fault.message
+                    or "0/3 nodes are available: 3 Insufficient "
+                    "cpu. preemption: 0/3 nodes are available: 3 No preemption victims "
+                    "found for incoming pod.",
+                )
+                if fault == "unschedulable"
+                else self._fits(pod)
+            )
             if node is None:
                 self._warn(sim, pod, "FailedScheduling", msg, now)
-                self._write_pod(pod, {"phase": "Pending", "qosClass": "Burstable", "conditions": [
-                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                     "message": msg, "lastProbeTime": None,
-                     "lastTransitionTime": self.store.clock.stamp(sim.created)}]})
+                self._write_pod(
+                    pod,
+                    {
+                        "phase": "Pending",
+                        "qosClass": "Burstable",
+                        "conditions": [
+                            {
+                                "type": "PodScheduled",
+                                "status": "False",
+                                "reason": "Unschedulable",
+                                "message": msg,
+                                "lastProbeTime": None,
+                                "lastTransitionTime": self.store.clock.stamp(sim.created),
+                            }
+                        ],
+                    },
+                )
                 return
             sim.node, sim.scheduled = node, now
             new = copy.deepcopy(pod)
             new["spec"]["nodeName"] = node
             pod = self.store.replace(by_kind("Pod"), new)[0]
-            self.store.record_event(pod, "Normal", "Scheduled",
-                                    f"Successfully assigned {ns}/{name} to {node}",
-                                    component="default-scheduler")
+            self.store.record_event(
+                pod,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {ns}/{name} to {node}",
+                component="default-scheduler",
+            )
             self.store.record_event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
         assert sim.scheduled is not None
         waiting: Obj | None = None
@@ -438,75 +557,138 @@ class Controllers:
             if now - sim.scheduled < self.t.pull_s:
                 waiting = {"reason": "ContainerCreating"}
             elif fault == "image-pull":
-                msg = sim.fault.message if sim.fault and sim.fault.message else (
-                    f'failed to pull and unpack image "{image}": failed to resolve reference '
-                    f'"{image}": {image}: not found')
+                msg = (
+                    sim.fault.message
+                    if sim.fault and sim.fault.message
+                    else (
+                        f'failed to pull and unpack image "{image}": failed to resolve reference '
+                        f'"{image}": {image}: not found'
+                    )
+                )
                 if now - sim.scheduled < self.t.pull_s + 1.0:
-                    waiting = {"reason": "ErrImagePull", "message": f"rpc error: code = NotFound "
-                               f"desc = {msg}"}
+                    waiting = {
+                        "reason": "ErrImagePull",
+                        "message": f"rpc error: code = NotFound desc = {msg}",
+                    }
                     self._warn(sim, pod, "Failed", f'Failed to pull image "{image}": {msg}', now)
                 else:
-                    waiting = {"reason": "ImagePullBackOff",
-                               "message": f'Back-off pulling image "{image}"'}
+                    waiting = {
+                        "reason": "ImagePullBackOff",
+                        "message": f'Back-off pulling image "{image}"',
+                    }
                     self._warn(sim, pod, "BackOff", f'Back-off pulling image "{image}"', now)
             else:
                 sim.pulled = now
-                self.store.record_event(pod, "Normal", "Pulled",
-                                        f'Successfully pulled image "{image}" in 1.2s')
+                self.store.record_event(
+                    pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in 1.2s'
+                )
         # -- run
         if sim.pulled is not None:
-            if sim.started is None and (sim.backoff_until is None or now >= sim.backoff_until) \
-                    and now - sim.pulled >= self.t.create_s:
+            if (
+                sim.started is None
+                and (sim.backoff_until is None or now >= sim.backoff_until)
+                and now - sim.pulled >= self.t.create_s
+            ):
                 sim.started, sim.backoff_until = now, None
                 if sim.restarts == 0:
-                    self.store.record_event(pod, "Normal", "Created",
-                                            f"Created container {c0['name']}")
+                    self.store.record_event(
+                        pod, "Normal", "Created", f"Created container {c0['name']}"
+                    )
                 self.store.record_event(pod, "Normal", "Started", f"Started container {c0['name']}")
-            if fault == "crash-loop" and sim.started is not None \
-                    and now - sim.started >= self.t.crash_after_s:
+            if (
+                fault == "crash-loop"
+                and sim.started is not None
+                and now - sim.started >= self.t.crash_after_s
+            ):
                 sim.crashed, sim.started = now, None
                 sim.restarts += 1
                 sim.backoff_until = now + min(300.0, 10.0 * 2 ** (sim.restarts - 1))
             if sim.started is None:
                 if sim.crashed is not None:
-                    waiting = {"reason": "CrashLoopBackOff", "message": (
-                        f"back-off {int(min(300, 10 * 2 ** (sim.restarts - 1)))}s restarting "
-                        f"failed container={c0['name']} pod={name}_{ns}({uid})")}
-                    last_state = {"terminated": {"exitCode": 1, "reason": "Error",
-                                                 "startedAt": self.store.clock.stamp(sim.crashed - self.t.crash_after_s),
-                                                 "finishedAt": self.store.clock.stamp(sim.crashed)}}
-                    self._warn(sim, pod, "BackOff", f"Back-off restarting failed container "
-                               f"{c0['name']} in pod {name}_{ns}({uid})", now)
+                    waiting = {
+                        "reason": "CrashLoopBackOff",
+                        "message": (
+                            f"back-off {int(min(300, 10 * 2 ** (sim.restarts - 1)))}s restarting "
+                            f"failed container={c0['name']} pod={name}_{ns}({uid})"
+                        ),
+                    }
+                    last_state = {
+                        "terminated": {
+                            "exitCode": 1,
+                            "reason": "Error",
+                            "startedAt": self.store.clock.stamp(sim.crashed - self.t.crash_after_s),
+                            "finishedAt": self.store.clock.stamp(sim.crashed),
+                        }
+                    }
+                    self._warn(
+                        sim,
+                        pod,
+                        "BackOff",
+                        f"Back-off restarting failed container "
+                        f"{c0['name']} in pod {name}_{ns}({uid})",
+                        now,
+                    )
                 elif waiting is None:
                     waiting = {"reason": "ContainerCreating"}
             else:
                 ready = self._probe_ready(c0, now - sim.started)
                 if fault == "never-ready" and now - sim.started > self.t.app_start_s:
                     ready = False
-                    self._warn(sim, pod, "Unhealthy", sim.fault.message if sim.fault and sim.fault.message
-                               else "Readiness probe failed: HTTP probe failed with statuscode: 503", now)
+                    self._warn(
+                        sim,
+                        pod,
+                        "Unhealthy",
+                        sim.fault.message
+                        if sim.fault and sim.fault.message
+                        else "Readiness probe failed: HTTP probe failed with statuscode: 503",
+                        now,
+                    )
         if pod["metadata"].get("deletionTimestamp"):
             ready = False
         running = sim.started is not None
         stamp = self.store.clock.stamp
-        state: Obj = {"running": {"startedAt": stamp(sim.started)}} if running else {"waiting": waiting or {"reason": "ContainerCreating"}}
-        cstatus = {"name": c0["name"], "image": image,
-                   "imageID": f"{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}" if sim.pulled is not None else "",
-                   "ready": ready, "started": running, "restartCount": sim.restarts,
-                   "state": state, "lastState": last_state}
+        state: Obj = (
+            {"running": {"startedAt": stamp(sim.started)}}
+            if running
+            else {"waiting": waiting or {"reason": "ContainerCreating"}}
+        )
+        cstatus = {
+            "name": c0["name"],
+            "image": image,
+            "imageID": f"{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+            if sim.pulled is not None
+            else "",
+            "ready": ready,
+            "started": running,
+            "restartCount": sim.restarts,
+            "state": state,
+            "lastState": last_state,
+        }
         if running:
-            cstatus["containerID"] = f"containerd://{hashlib.sha256((uid + str(sim.restarts)).encode()).hexdigest()}"
-        cond = lambda t, ok, at: {"type": t, "status": "True" if ok else "False", "lastProbeTime": None,  # noqa: E731
-                                  "lastTransitionTime": stamp(at)}
+            cstatus["containerID"] = (
+                f"containerd://{hashlib.sha256((uid + str(sim.restarts)).encode()).hexdigest()}"
+            )
+        def cond(type_: str, ok: bool, at: float | None) -> Obj:
+            return {
+                "type": type_,
+                "status": "True" if ok else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": stamp(at),
+            }
+
         status = {
             "phase": "Running" if running or sim.crashed is not None else "Pending",
             "hostIP": "192.168.1.1" + sim.node[-1] if sim.node else None,
-            "podIP": sim.ip, "podIPs": [{"ip": sim.ip}],
-            "startTime": stamp(sim.scheduled), "qosClass": "Burstable",
-            "conditions": [cond("Initialized", True, sim.scheduled),
-                           cond("Ready", ready, sim.scheduled),
-                           cond("ContainersReady", ready, sim.scheduled),
-                           cond("PodScheduled", True, sim.scheduled)],
+            "podIP": sim.ip,
+            "podIPs": [{"ip": sim.ip}],
+            "startTime": stamp(sim.scheduled),
+            "qosClass": "Burstable",
+            "conditions": [
+                cond("Initialized", True, sim.scheduled),
+                cond("Ready", ready, sim.scheduled),
+                cond("ContainersReady", ready, sim.scheduled),
+                cond("PodScheduled", True, sim.scheduled),
+            ],
             "containerStatuses": [cstatus],
         }
         if not ready:
@@ -542,8 +724,11 @@ class Controllers:
         if self.usage_fn is not None:
             return self.usage_fn(pod, now)
         app = pod["metadata"].get("labels", {}).get("app")
-        peers = [p for p in self.store.kind_items("Pod", pod["metadata"]["namespace"])
-                 if p["metadata"].get("labels", {}).get("app") == app and is_ready(p)]
+        peers = [
+            p
+            for p in self.store.kind_items("Pod", pod["metadata"]["namespace"])
+            if p["metadata"].get("labels", {}).get("app") == app and is_ready(p)
+        ]
         share = self.load(now) / len(peers) if peers and is_ready(pod) else 0.0
         limit = cpu_limit(pod)
         cpu = self.idle_cpu + share
@@ -562,23 +747,49 @@ class Controllers:
         ref = spec["scaleTargetRef"]
         target = self.store.get(by_kind("Deployment"), ns, ref["name"])
         lo, hi = spec.get("minReplicas", 1), spec["maxReplicas"]
-        target_util = next((m["resource"]["target"].get("averageUtilization")
-                            for m in spec.get("metrics") or []
-                            if m.get("type") == "Resource" and m["resource"]["name"] == "cpu"), 80)
+        target_util = next(
+            (
+                m["resource"]["target"].get("averageUtilization")
+                for m in spec.get("metrics") or []
+                if m.get("type") == "Resource" and m["resource"]["name"] == "cpu"
+            ),
+            80,
+        )
         conditions = []
         if target is None:
-            conditions.append(("AbleToScale", "False", "FailedGetScale",
-                               f'the HPA controller was unable to get the target\'s current scale: '
-                               f'deployments/scale.apps "{ref["name"]}" not found'))
-            self._set_status(hpa, {"currentReplicas": 0, "desiredReplicas": 0,
-                                   "conditions": self._conditions(hpa.get("status", {}).get("conditions", []), conditions)})
+            conditions.append(
+                (
+                    "AbleToScale",
+                    "False",
+                    "FailedGetScale",
+                    f"the HPA controller was unable to get the target's current scale: "
+                    f'deployments/scale.apps "{ref["name"]}" not found',
+                )
+            )
+            self._set_status(
+                hpa,
+                {
+                    "currentReplicas": 0,
+                    "desiredReplicas": 0,
+                    "conditions": self._conditions(
+                        hpa.get("status", {}).get("conditions", []), conditions
+                    ),
+                },
+            )
             return
         current = target["spec"].get("replicas", 1)
-        reqs = parse_label_selector(",".join(f"{k}={v}" for k, v in
-                                             target["spec"]["selector"].get("matchLabels", {}).items()))
-        pods = [p for p in self.store.kind_items("Pod", ns)
-                if labels_match(p["metadata"].get("labels", {}), reqs)
-                and not p["metadata"].get("deletionTimestamp") and is_ready(p)]
+        reqs = parse_label_selector(
+            ",".join(
+                f"{k}={v}" for k, v in target["spec"]["selector"].get("matchLabels", {}).items()
+            )
+        )
+        pods = [
+            p
+            for p in self.store.kind_items("Pod", ns)
+            if labels_match(p["metadata"].get("labels", {}), reqs)
+            and not p["metadata"].get("deletionTimestamp")
+            and is_ready(p)
+        ]
         used = [(self.usage(p, now), cpu_request(p)) for p in pods]
         used = [(u[0], r) for u, r in used if u is not None and r > 0]
         metrics: list[Obj] = []
@@ -587,43 +798,92 @@ class Controllers:
             total_req = sum(r for _u, r in used)
             util = round(100 * sum(u for u, _r in used) / total_req)
             avg_value = sum(u for u, _r in used) / len(used)
-            metrics = [{"type": "Resource", "resource": {"name": "cpu", "current": {
-                "averageUtilization": util, "averageValue": f"{round(avg_value * 1000)}m"}}}]
+            metrics = [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "current": {
+                            "averageUtilization": util,
+                            "averageValue": f"{round(avg_value * 1000)}m",
+                        },
+                    },
+                }
+            ]
             ratio = util / target_util
             if abs(ratio - 1) > 0.1:
                 desired = math.ceil(len(used) * ratio)
-            conditions.append(("ScalingActive", "True", "ValidMetricFound",
-                               "the HPA was able to successfully calculate a replica count from "
-                               "cpu resource utilization (percentage of request)"))
+            conditions.append(
+                (
+                    "ScalingActive",
+                    "True",
+                    "ValidMetricFound",
+                    "the HPA was able to successfully calculate a replica count from "
+                    "cpu resource utilization (percentage of request)",
+                )
+            )
         else:
-            conditions.append(("ScalingActive", "False", "FailedGetResourceMetric",
-                               "the HPA was unable to compute the replica count: failed to get "
-                               "cpu utilization: no metrics returned from resource metrics API"))
+            conditions.append(
+                (
+                    "ScalingActive",
+                    "False",
+                    "FailedGetResourceMetric",
+                    "the HPA was unable to compute the replica count: failed to get "
+                    "cpu utilization: no metrics returned from resource metrics API",
+                )
+            )
         desired = self._behave(uid, spec.get("behavior") or {}, current, desired, now)
         limited = desired < lo or desired > hi
         desired = max(lo, min(hi, desired))
-        conditions.insert(0, ("AbleToScale", "True", "ReadyForNewScale" if desired == current else
-                              "SucceededRescale", "recommended size matches current size"
-                              if desired == current else f"the HPA controller was able to update "
-                              f"the target scale to {desired}"))
-        conditions.append(("ScalingLimited", "True" if limited else "False",
-                           "TooFewReplicas" if limited and desired == lo else
-                           "TooManyReplicas" if limited else "DesiredWithinRange",
-                           "the desired count is within the acceptable range" if not limited
-                           else "the desired replica count is out of range"))
+        conditions.insert(
+            0,
+            (
+                "AbleToScale",
+                "True",
+                "ReadyForNewScale" if desired == current else "SucceededRescale",
+                "recommended size matches current size"
+                if desired == current
+                else f"the HPA controller was able to update the target scale to {desired}",
+            ),
+        )
+        conditions.append(
+            (
+                "ScalingLimited",
+                "True" if limited else "False",
+                "TooFewReplicas"
+                if limited and desired == lo
+                else "TooManyReplicas"
+                if limited
+                else "DesiredWithinRange",
+                "the desired count is within the acceptable range"
+                if not limited
+                else "the desired replica count is out of range",
+            )
+        )
         status = dict(hpa.get("status") or {})
         if desired != current:
-            self.objects.set_scale(by_kind("Deployment"), ns, ref["name"], desired,
-                                   CONTROLLER_MANAGER)
+            self.objects.set_scale(
+                by_kind("Deployment"), ns, ref["name"], desired, CONTROLLER_MANAGER
+            )
             status["lastScaleTime"] = self.store.clock.stamp()
             self._hpa_last_scale[uid] = (now, "up" if desired > current else "down")
-            self.store.record_event(hpa, "Normal", "SuccessfulRescale",
-                                    f"New size: {desired}; reason: cpu resource utilization "
-                                    "(percentage of request) above target" if desired > current else
-                                    f"New size: {desired}; reason: All metrics below target",
-                                    component="horizontal-pod-autoscaler")
-        status.update({"currentReplicas": current, "desiredReplicas": desired,
-                       "conditions": self._conditions(status.get("conditions", []), conditions)})
+            self.store.record_event(
+                hpa,
+                "Normal",
+                "SuccessfulRescale",
+                f"New size: {desired}; reason: cpu resource utilization "
+                "(percentage of request) above target"
+                if desired > current
+                else f"New size: {desired}; reason: All metrics below target",
+                component="horizontal-pod-autoscaler",
+            )
+        status.update(
+            {
+                "currentReplicas": current,
+                "desiredReplicas": desired,
+                "conditions": self._conditions(status.get("conditions", []), conditions),
+            }
+        )
         if metrics:
             status["currentMetrics"] = metrics
         else:
@@ -639,29 +899,37 @@ class Controllers:
         if desired < current:
             window = down.get("stabilizationWindowSeconds", 300)
             desired = min(current, max(d for t, d in hist if now - t <= window))
-            policies = down.get("policies") or [{"type": "Percent", "value": 100,
-                                                 "periodSeconds": 15}]
+            policies = down.get("policies") or [
+                {"type": "Percent", "value": 100, "periodSeconds": 15}
+            ]
             limit = self._allowed(policies, down.get("selectPolicy", "Max"), current, -1, uid, now)
             desired = max(desired, limit)
         elif desired > current:
             window = up.get("stabilizationWindowSeconds", 0)
             desired = max(current, min(d for t, d in hist if now - t <= window))
-            policies = up.get("policies") or [{"type": "Percent", "value": 100, "periodSeconds": 15},
-                                              {"type": "Pods", "value": 4, "periodSeconds": 15}]
+            policies = up.get("policies") or [
+                {"type": "Percent", "value": 100, "periodSeconds": 15},
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+            ]
             limit = self._allowed(policies, up.get("selectPolicy", "Max"), current, 1, uid, now)
             desired = min(desired, limit)
         keep = max([300.0] + [float(p.get("stabilizationWindowSeconds", 0)) for p in (down, up)])
         self._hpa_history[uid] = [(t, d) for t, d in hist if now - t <= keep]
         return desired
 
-    def _allowed(self, policies: list[Obj], select: str, current: int, sign: int, uid: str,
-                 now: float) -> int:
+    def _allowed(
+        self, policies: list[Obj], select: str, current: int, sign: int, uid: str, now: float
+    ) -> int:
         if select == "Disabled":
             return current
         last = self._hpa_last_scale.get(uid)
         options = []
         for p in policies:
-            if last and last[1] == ("up" if sign > 0 else "down") and now - last[0] < p["periodSeconds"]:
+            if (
+                last
+                and last[1] == ("up" if sign > 0 else "down")
+                and now - last[0] < p["periodSeconds"]
+            ):
                 options.append(current)
                 continue
             step = math.ceil(current * p["value"] / 100) if p["type"] == "Percent" else p["value"]

@@ -49,16 +49,20 @@ def _item_key(field: str, item: Any) -> str | None:
 
 
 def _is_keyed(field: str, value: Any) -> bool:
-    return isinstance(value, list) and field in LIST_KEYS and all(
-        _item_key(field, it) is not None for it in value)
+    return (
+        isinstance(value, list)
+        and field in LIST_KEYS
+        and all(_item_key(field, it) is not None for it in value)
+    )
 
 
 def flatten(obj: dict[str, Any], *, top: bool = True) -> dict[Path, Any]:
     """Every owned field of `obj` (top: the whole object, so metadata/status are filtered)."""
     out: dict[Path, Any] = {}
     if top:
-        body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status",
-                                                         "metadata")}
+        body = {
+            k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status", "metadata")
+        }
         meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k in TRACKED_METADATA}
         if meta:
             body["metadata"] = meta
@@ -116,24 +120,43 @@ def owners(obj: dict[str, Any]) -> dict[tuple[str, str], set[Path]]:
     return out
 
 
-def _write_owners(obj: dict[str, Any], table: dict[tuple[str, str], set[Path]],
-                  touched: tuple[str, str], api_version: str, stamp: str) -> None:
-    """Store `table` as managedFields; an unchanged entry keeps its time (a no-op writes nothing)."""
-    old = {(e["manager"], e["operation"]): e
-           for e in obj["metadata"].get("managedFields") or [] if not e.get("subresource")}
+def _write_owners(
+    obj: dict[str, Any],
+    table: dict[tuple[str, str], set[Path]],
+    touched: tuple[str, str],
+    api_version: str,
+    stamp: str,
+) -> None:
+    """Store `table` as managedFields; an unchanged entry keeps its time (no-op: no write)."""
+    old = {
+        (e["manager"], e["operation"]): e
+        for e in obj["metadata"].get("managedFields") or []
+        if not e.get("subresource")
+    }
     entries = []
     for (manager, op), paths in table.items():
         if not paths:
             continue
         prev = old.get((manager, op))
         fields_v1 = to_fields_v1(paths)
-        version = api_version if (manager, op) == touched else (
-            prev["apiVersion"] if prev else api_version)
+        version = (
+            api_version
+            if (manager, op) == touched
+            else (prev["apiVersion"] if prev else api_version)
+        )
         if prev and prev.get("fieldsV1") == fields_v1 and prev.get("apiVersion") == version:
             entries.append(prev)
             continue
-        entries.append({"manager": manager, "operation": op, "apiVersion": version,
-                        "time": stamp, "fieldsType": "FieldsV1", "fieldsV1": fields_v1})
+        entries.append(
+            {
+                "manager": manager,
+                "operation": op,
+                "apiVersion": version,
+                "time": stamp,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": fields_v1,
+            }
+        )
     obj["metadata"]["managedFields"] = entries
 
 
@@ -201,24 +224,32 @@ class Conflict(Exception):
     def __init__(self, conflicts: list[tuple[str, Path]]):
         self.conflicts = conflicts
         lines = [f'conflict with "{m}": {_dotted(p)}' for m, p in conflicts]
-        super().__init__(f"Apply failed with {len(conflicts)} conflict"
-                         f"{'s' if len(conflicts) > 1 else ''}: " + "; ".join(lines))
+        super().__init__(
+            f"Apply failed with {len(conflicts)} conflict"
+            f"{'s' if len(conflicts) > 1 else ''}: " + "; ".join(lines)
+        )
 
 
 def _dotted(path: Path) -> str:
     return "".join("." + p[2:] if p.startswith("f:") else f"[{p[2:]}]" for p in path if p != ITEM)
 
 
-def apply(live: dict[str, Any] | None, config: dict[str, Any], manager: str, *, force: bool,
-          api_version: str, stamp: str) -> dict[str, Any]:
+def apply(
+    live: dict[str, Any] | None,
+    config: dict[str, Any],
+    manager: str,
+    *,
+    force: bool,
+    api_version: str,
+    stamp: str,
+) -> dict[str, Any]:
     """The object after `manager` applies `config` to `live` (None: a new object)."""
     cfg_flat = flatten(config)
     cfg_paths = set(cfg_flat)
     if live is None:
         obj = copy.deepcopy(config)
         obj.setdefault("metadata", {})
-        _write_owners(obj, {(manager, "Apply"): cfg_paths}, (manager, "Apply"), api_version,
-                      stamp)
+        _write_owners(obj, {(manager, "Apply"): cfg_paths}, (manager, "Apply"), api_version, stamp)
         return obj
     table = owners(live)
     live_flat = flatten(live)
@@ -239,7 +270,7 @@ def apply(live: dict[str, Any] | None, config: dict[str, Any], manager: str, *, 
     others: set[Path] = set().union(*(p for k, p in table.items() if k != (manager, "Apply")))
     obj = copy.deepcopy(live)
     for p in sorted(previous - cfg_paths - others, key=len, reverse=True):
-        if p[-1] == ITEM and any(o[:len(p) - 1] == p[:-1] for o in others):
+        if p[-1] == ITEM and any(o[: len(p) - 1] == p[:-1] for o in others):
             continue  # someone else still owns a field of this item
         delete_path(obj, p)
     body = {k: v for k, v in config.items() if k not in ("apiVersion", "kind")}
@@ -256,8 +287,15 @@ def changed_paths(old: dict[str, Any], new: dict[str, Any]) -> set[Path]:
     return {p for p, v in b.items() if p not in a or (a[p] != v and p[-1] != ITEM)}
 
 
-def take_ownership(obj: dict[str, Any], manager: str, paths: set[Path], *, operation: str,
-                   api_version: str, stamp: str) -> None:
+def take_ownership(
+    obj: dict[str, Any],
+    manager: str,
+    paths: set[Path],
+    *,
+    operation: str,
+    api_version: str,
+    stamp: str,
+) -> None:
     table = owners(obj)
     for key, owned in table.items():
         if key != (manager, operation):

@@ -1,8 +1,8 @@
 """pytest fixtures for the fake Kubernetes API (registered in tests/conftest.py).
 
-    fake_k8s   a running FakeKubernetes (cluster time 50x wall time, HPA sync every 15
-               cluster seconds), with .url, .kubeconfig(path), .store, .inject(...),
-               .set_load(...); `fake_k8s.kubeconfig_path` is already written to tmp_path.
+fake_k8s   a running FakeKubernetes (cluster time 50x wall time, HPA sync every 15
+           cluster seconds), with .url, .kubeconfig(path), .store, .inject(...),
+           .set_load(...); `fake_k8s.kubeconfig_path` is already written to tmp_path.
 """
 
 from __future__ import annotations

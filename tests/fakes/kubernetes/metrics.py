@@ -31,20 +31,31 @@ class Metrics:
         cpu, mem = use
         containers = pod["spec"]["containers"]
         return {
-            "kind": "PodMetrics", "apiVersion": GV,
-            "metadata": {"name": pod["metadata"]["name"],
-                         "namespace": pod["metadata"]["namespace"],
-                         "labels": dict(pod["metadata"].get("labels", {})),
-                         "creationTimestamp": self.store.clock.stamp()},
+            "kind": "PodMetrics",
+            "apiVersion": GV,
+            "metadata": {
+                "name": pod["metadata"]["name"],
+                "namespace": pod["metadata"]["namespace"],
+                "labels": dict(pod["metadata"].get("labels", {})),
+                "creationTimestamp": self.store.clock.stamp(),
+            },
             "timestamp": self.store.clock.stamp(),
             "window": "15s",
-            "containers": [{"name": c["name"], "usage": {
-                "cpu": _cpu(cpu if i == 0 else 0.0), "memory": _mem(mem if i == 0 else 0.0)}}
-                for i, c in enumerate(containers)],
+            "containers": [
+                {
+                    "name": c["name"],
+                    "usage": {
+                        "cpu": _cpu(cpu if i == 0 else 0.0),
+                        "memory": _mem(mem if i == 0 else 0.0),
+                    },
+                }
+                for i, c in enumerate(containers)
+            ],
         }
 
-    def pods(self, namespace: str | None, name: str | None = None,
-             label_selector: str | None = None) -> Obj | None:
+    def pods(
+        self, namespace: str | None, name: str | None = None, label_selector: str | None = None
+    ) -> Obj | None:
         reqs = parse_label_selector(label_selector)
         with self.store.lock:
             now = self.store.clock.now()
@@ -75,10 +86,16 @@ class Metrics:
                         use = self.controllers.usage(pod, now)
                         if use:
                             cpu, mem = cpu + use[0], mem + use[1]
-                items.append({"kind": "NodeMetrics", "apiVersion": GV,
-                              "metadata": {"name": nname, "labels": node["metadata"].get("labels", {})},
-                              "timestamp": self.store.clock.stamp(), "window": "15s",
-                              "usage": {"cpu": _cpu(cpu + 0.1), "memory": _mem(mem + 1.5 * 2**30)}})
+                items.append(
+                    {
+                        "kind": "NodeMetrics",
+                        "apiVersion": GV,
+                        "metadata": {"name": nname, "labels": node["metadata"].get("labels", {})},
+                        "timestamp": self.store.clock.stamp(),
+                        "window": "15s",
+                        "usage": {"cpu": _cpu(cpu + 0.1), "memory": _mem(mem + 1.5 * 2**30)},
+                    }
+                )
         if name:
             return items[0] if items else None
         return {"kind": "NodeMetricsList", "apiVersion": GV, "metadata": {}, "items": items}

@@ -32,12 +32,20 @@ class Objects:
         with self.store.lock:
             return self.present(rt, self.store.require(rt, ns, name))
 
-    def list(self, rt: ResourceType, ns: str | None, label_selector: str | None = None,
-             field_selector: str | None = None, limit: int | None = None,
-             continue_: str | None = None) -> Obj:
+    def list(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_: str | None = None,
+    ) -> Obj:
         with self.store.lock:
-            items = [self.present(rt, o) for o in
-                     self.store.items(rt, ns, label_selector, field_selector)]
+            items = [
+                self.present(rt, o)
+                for o in self.store.items(rt, ns, label_selector, field_selector)
+            ]
             rv = str(self.store._rv)
         start = int(continue_ or 0)
         meta: Obj = {"resourceVersion": rv}
@@ -45,9 +53,13 @@ class Objects:
             if start + limit < len(items):
                 meta["continue"] = str(start + limit)
                 meta["remainingItemCount"] = len(items) - start - limit
-            items = items[start:start + limit]
-        return {"kind": f"{rt.kind}List", "apiVersion": rt.group_version, "metadata": meta,
-                "items": items}
+            items = items[start : start + limit]
+        return {
+            "kind": f"{rt.kind}List",
+            "apiVersion": rt.group_version,
+            "metadata": meta,
+            "items": items,
+        }
 
     def present(self, rt: ResourceType, obj: Obj) -> Obj:
         """The stored object as `rt`'s version shows it."""
@@ -68,28 +80,48 @@ class Objects:
         if not meta.get("name"):
             if meta.get("generateName"):
                 import uuid
+
                 meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
             else:
-                raise ApiError(422, "Invalid", f"{rt.kind} is invalid: metadata.name: Required value")
+                raise ApiError(
+                    422, "Invalid", f"{rt.kind} is invalid: metadata.name: Required value"
+                )
         with self.store.lock:
             self._check_namespace(rt, meta.get("namespace"))
             obj = self._to_storage(rt, body)
             if manager:
-                fields.take_ownership(obj, manager, set(fields.flatten(obj)), operation="Update",
-                                      api_version=rt.group_version, stamp=self.store.clock.stamp())
+                fields.take_ownership(
+                    obj,
+                    manager,
+                    set(fields.flatten(obj)),
+                    operation="Update",
+                    api_version=rt.group_version,
+                    stamp=self.store.clock.stamp(),
+                )
             self._default(rt, obj)
             self._invariants(rt, None, obj)
             return self.present(rt, self.store.insert(rt, obj))
 
-    def replace(self, rt: ResourceType, ns: str | None, name: str, body: Obj,
-                manager: str | None, subresource: str | None = None) -> Obj:
+    def replace(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        name: str,
+        body: Obj,
+        manager: str | None,
+        subresource: str | None = None,
+    ) -> Obj:
         with self.store.lock:
             live = self.store.require(rt, ns, name)
             sent_rv = (body.get("metadata") or {}).get("resourceVersion")
             if sent_rv and sent_rv != live["metadata"]["resourceVersion"]:
-                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {rt.plural} '
-                               f'"{name}": the object has been modified; please apply your '
-                               "changes to the latest version and try again")
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Operation cannot be fulfilled on {rt.plural} "
+                    f'"{name}": the object has been modified; please apply your '
+                    "changes to the latest version and try again",
+                )
             if subresource == "status":
                 new = copy.deepcopy(live)
                 new["status"] = self._to_storage(rt, copy.deepcopy(body)).get("status", {})
@@ -97,21 +129,37 @@ class Objects:
             self._validate(rt, body)
             new = self._to_storage(rt, copy.deepcopy(body))
             new.setdefault("metadata", {})
-            for k in ("namespace", "uid", "creationTimestamp", "managedFields", "ownerReferences",
-                      "finalizers", "deletionTimestamp"):
+            for k in (
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "managedFields",
+                "ownerReferences",
+                "finalizers",
+                "deletionTimestamp",
+            ):
                 if k in live["metadata"] and k not in new["metadata"]:
                     new["metadata"][k] = live["metadata"][k]
             new["metadata"]["name"] = name
             new.setdefault("status", live.get("status", {}))
             self._default(rt, new)
             self._invariants(rt, live, new)
-            obj, _ = self.store.replace(rt, new, manager=manager or "unknown",
-                                        api_version=rt.group_version)
+            obj, _ = self.store.replace(
+                rt, new, manager=manager or "unknown", api_version=rt.group_version
+            )
             return self.present(rt, obj)
 
-    def patch(self, rt: ResourceType, ns: str | None, name: str, content_type: str,
-              raw: bytes, manager: str | None, force: bool,
-              subresource: str | None = None) -> tuple[int, Obj]:
+    def patch(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        name: str,
+        content_type: str,
+        raw: bytes,
+        manager: str | None,
+        force: bool,
+        subresource: str | None = None,
+    ) -> tuple[int, Obj]:
         ctype = content_type.split(";")[0].strip()
         try:
             if ctype == APPLY:
@@ -139,16 +187,27 @@ class Objects:
             elif ctype == JSON_PATCH:
                 new = json_patch(shown, patch)
             else:
-                raise ApiError(415, "UnsupportedMediaType",
-                               f"the body of the request was in an unknown format: {ctype}")
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format: {ctype}",
+                )
             new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
         return 200, self.replace(rt, ns, name, new, manager, subresource)
 
-    def apply(self, rt: ResourceType, ns: str | None, name: str, config: Any,
-              manager: str | None, force: bool) -> tuple[int, Obj]:
+    def apply(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        name: str,
+        config: Any,
+        manager: str | None,
+        force: bool,
+    ) -> tuple[int, Obj]:
         if not manager:
-            raise ApiError(400, "BadRequest",
-                           "PATCH /apply requires the fieldManager query parameter")
+            raise ApiError(
+                400, "BadRequest", "PATCH /apply requires the fieldManager query parameter"
+            )
         if not isinstance(config, dict):
             raise ApiError(400, "BadRequest", "an apply configuration must be an object")
         meta = config.setdefault("metadata", {})
@@ -165,12 +224,30 @@ class Objects:
             self._check_namespace(rt, ns)
             live = self.store.get(rt, ns, name)
             try:
-                new = fields.apply(live, config, manager, force=force,
-                                   api_version=rt.group_version, stamp=self.store.clock.stamp())
+                new = fields.apply(
+                    live,
+                    config,
+                    manager,
+                    force=force,
+                    api_version=rt.group_version,
+                    stamp=self.store.clock.stamp(),
+                )
             except fields.Conflict as exc:
-                raise ApiError(409, "Conflict", str(exc), {
-                    "causes": [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}"',
-                                "field": fields._dotted(p)} for m, p in exc.conflicts]}) from None
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    str(exc),
+                    {
+                        "causes": [
+                            {
+                                "reason": "FieldManagerConflict",
+                                "message": f'conflict with "{m}"',
+                                "field": fields._dotted(p),
+                            }
+                            for m, p in exc.conflicts
+                        ]
+                    },
+                ) from None
             self._default(rt, new)
             self._invariants(rt, live, new)
             if live is None:
@@ -179,8 +256,9 @@ class Objects:
             return 200, self.present(rt, obj)
 
     # ------------------------------------------------------------------ delete
-    def delete(self, rt: ResourceType, ns: str | None, name: str, policy: str | None,
-               grace: int | None) -> Obj:
+    def delete(
+        self, rt: ResourceType, ns: str | None, name: str, policy: str | None, grace: int | None
+    ) -> Obj:
         with self.store.lock:
             obj = self.store.require(rt, ns, name)
             if rt.kind == "Pod" and grace != 0:
@@ -201,12 +279,12 @@ class Objects:
                     refs = dep["metadata"].get("ownerReferences") or []
                     if any(r.get("uid") == uid for r in refs):
                         dep2 = copy.deepcopy(dep)
-                        dep2["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
+                        dep2["metadata"]["ownerReferences"] = [
+                            r for r in refs if r.get("uid") != uid
+                        ]
                         self.store.replace(_rt_of_key(key), dep2)
-            self.store.remove(rt, ns, name)
-            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                    "details": {"name": name, "group": rt.group, "kind": rt.plural,
-                                "uid": obj["metadata"]["uid"]}}
+            # the deleted object, as kube-apiserver answers (typed clients parse it)
+            return self.present(rt, self.store.remove(rt, ns, name) or obj)
 
     def terminate_pod(self, pod: Obj, grace: int | None) -> Obj:
         if pod["metadata"].get("deletionTimestamp"):
@@ -221,18 +299,24 @@ class Objects:
     def get_scale(self, rt: ResourceType, ns: str | None, name: str) -> Obj:
         with self.store.lock:
             obj = self.store.require(rt, ns, name)
-            sel = ",".join(f"{k}={v}" for k, v in
-                           sorted(obj["spec"]["selector"].get("matchLabels", {}).items()))
+            sel = ",".join(
+                f"{k}={v}"
+                for k, v in sorted(obj["spec"]["selector"].get("matchLabels", {}).items())
+            )
             return {
-                "kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {k: obj["metadata"][k] for k in
-                             ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+                "kind": "Scale",
+                "apiVersion": "autoscaling/v1",
+                "metadata": {
+                    k: obj["metadata"][k]
+                    for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                },
                 "spec": {"replicas": obj["spec"].get("replicas", 1)},
                 "status": {"replicas": obj.get("status", {}).get("replicas", 0), "selector": sel},
             }
 
-    def set_scale(self, rt: ResourceType, ns: str | None, name: str, replicas: int,
-                  manager: str) -> Obj:
+    def set_scale(
+        self, rt: ResourceType, ns: str | None, name: str, replicas: int, manager: str
+    ) -> Obj:
         with self.store.lock:
             new = copy.deepcopy(self.store.require(rt, ns, name))
             new["spec"]["replicas"] = int(replicas)
@@ -242,8 +326,9 @@ class Objects:
     # ------------------------------------------------------------------ helpers
     def _check_namespace(self, rt: ResourceType, ns: str | None) -> None:
         if rt.namespaced and ns and not self.store.namespace_exists(ns):
-            raise ApiError(404, "NotFound", f'namespaces "{ns}" not found',
-                           {"name": ns, "kind": "namespaces"})
+            raise ApiError(
+                404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
+            )
 
     def _validate(self, rt: ResourceType, body: Obj) -> None:
         """The official schema of the served version, strictly (unknown fields are errors)."""
@@ -259,11 +344,17 @@ class Objects:
             kubernetes_validate.validate(doc, self.k8s_version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             path = ".".join(str(p) for p in exc.path)
-            raise ApiError(422, "Invalid", f'{rt.kind} "{doc["metadata"]["name"]}" is invalid: '
-                           f"{path}: {exc.message}") from None
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{rt.kind} "{doc["metadata"]["name"]}" is invalid: {path}: {exc.message}',
+            ) from None
         except kubernetes_validate.SchemaNotFoundError:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource "
-                           f"({rt.group_version}, {rt.kind})") from None
+            raise ApiError(
+                404,
+                "NotFound",
+                f"the server could not find the requested resource ({rt.group_version}, {rt.kind})",
+            ) from None
 
     def _to_storage(self, rt: ResourceType, obj: Obj) -> Obj:
         if rt.kind == "HorizontalPodAutoscaler" and rt.version == "v1":
@@ -279,18 +370,26 @@ class Objects:
             spec.setdefault("replicas", 1)
             spec.setdefault("revisionHistoryLimit", 10)
             spec.setdefault("progressDeadlineSeconds", 600)
-            spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": {
-                "maxSurge": "25%", "maxUnavailable": "25%"}})
+            spec.setdefault(
+                "strategy",
+                {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+                },
+            )
             default_pod_spec(spec.setdefault("template", {}).setdefault("spec", {}))
         elif rt.kind == "Service":
             self._default_service(obj)
         elif rt.kind == "HorizontalPodAutoscaler":
             obj.setdefault("spec", {}).setdefault("minReplicas", 1)
+            obj["status"].setdefault("currentReplicas", 0)
+            obj["status"].setdefault("desiredReplicas", 0)
         elif rt.kind == "Namespace":
             obj["status"] = {"phase": "Active"}
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-            obj["metadata"].setdefault("labels", {})[
-                "kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj[
+                "metadata"
+            ]["name"]
 
     def _default_service(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
@@ -333,14 +432,22 @@ class Objects:
             sel = new["spec"].get("selector", {}).get("matchLabels", {})
             labels = new["spec"].get("template", {}).get("metadata", {}).get("labels", {})
             if not sel or not match_labels(labels, sel):
-                raise ApiError(422, "Invalid", f'Deployment.apps "{name}" is invalid: '
-                               "spec.template.metadata.labels: Invalid value: "
-                               f"{json.dumps(labels)}: `selector` does not match template "
-                               "`labels`")
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'Deployment.apps "{name}" is invalid: '
+                    "spec.template.metadata.labels: Invalid value: "
+                    f"{json.dumps(labels)}: `selector` does not match template "
+                    "`labels`",
+                )
             if old is not None and old["spec"].get("selector") != new["spec"].get("selector"):
-                raise ApiError(422, "Invalid", f'Deployment.apps "{name}" is invalid: '
-                               "spec.selector: Invalid value: "
-                               f"{json.dumps(new['spec'].get('selector'))}: field is immutable")
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'Deployment.apps "{name}" is invalid: '
+                    "spec.selector: Invalid value: "
+                    f"{json.dumps(new['spec'].get('selector'))}: field is immutable",
+                )
         if rt.kind == "Service":
             spec = new["spec"]
             taken = self._node_ports_in_use(exclude=new)
@@ -349,17 +456,29 @@ class Objects:
                 if np is None:
                     continue
                 if spec["type"] == "ClusterIP":
-                    raise ApiError(422, "Invalid", f'Service "{name}" is invalid: spec.ports[{i}]'
-                                   f".nodePort: Forbidden: may not be used when `type` is "
-                                   "'ClusterIP'")
+                    raise ApiError(
+                        422,
+                        "Invalid",
+                        f'Service "{name}" is invalid: spec.ports[{i}]'
+                        f".nodePort: Forbidden: may not be used when `type` is "
+                        "'ClusterIP'",
+                    )
                 if np not in NODE_PORTS:
-                    raise ApiError(422, "Invalid", f'Service "{name}" is invalid: spec.ports[{i}]'
-                                   f".nodePort: Invalid value: {np}: provided port is not in the "
-                                   "valid range. The range of valid ports is 30000-32767")
+                    raise ApiError(
+                        422,
+                        "Invalid",
+                        f'Service "{name}" is invalid: spec.ports[{i}]'
+                        f".nodePort: Invalid value: {np}: provided port is not in the "
+                        "valid range. The range of valid ports is 30000-32767",
+                    )
                 if np in taken:
-                    raise ApiError(422, "Invalid", f'Service "{name}" is invalid: spec.ports[{i}]'
-                                   f".nodePort: Invalid value: {np}: provided port is already "
-                                   "allocated")
+                    raise ApiError(
+                        422,
+                        "Invalid",
+                        f'Service "{name}" is invalid: spec.ports[{i}]'
+                        f".nodePort: Invalid value: {np}: provided port is already "
+                        "allocated",
+                    )
 
 
 def _rt_of_key(key: tuple[str, str, str, str]) -> ResourceType:
@@ -367,7 +486,11 @@ def _rt_of_key(key: tuple[str, str, str, str]) -> ResourceType:
 
     group, plural = key[0], key[1]
     for r in RESOURCES:
-        if (r.group, r.plural) == (group, plural) and PREFERRED[group] == r.version and not r.virtual:
+        if (
+            (r.group, r.plural) == (group, plural)
+            and PREFERRED[group] == r.version
+            and not r.virtual
+        ):
             return r
     raise KeyError(key)
 
@@ -408,13 +531,24 @@ def hpa_v1_to_v2(obj: Obj) -> Obj:
     spec = obj.get("spec") or {}
     if "targetCPUUtilizationPercentage" in spec:
         target = spec.pop("targetCPUUtilizationPercentage")
-        spec["metrics"] = [{"type": "Resource", "resource": {
-            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}}}]
+        spec["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": target},
+                },
+            }
+        ]
     status = obj.get("status") or {}
     if "currentCPUUtilizationPercentage" in status:
         cur = status.pop("currentCPUUtilizationPercentage")
-        status["currentMetrics"] = [{"type": "Resource", "resource": {
-            "name": "cpu", "current": {"averageUtilization": cur}}}]
+        status["currentMetrics"] = [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "current": {"averageUtilization": cur}},
+            }
+        ]
     obj["apiVersion"] = "autoscaling/v2"
     return obj
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ResourceType:
-    group: str          # "" for the core group
+    group: str  # "" for the core group
     version: str
     plural: str
     kind: str
@@ -41,19 +41,56 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "services", "Service", subresources=("status",), short_names=("svc",)),
     ResourceType("", "v1", "events", "Event", short_names=("ev",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
-    ResourceType("apps", "v1", "deployments", "Deployment", subresources=("status", "scale"),
-                 short_names=("deploy",)),
-    ResourceType("apps", "v1", "replicasets", "ReplicaSet", subresources=("status", "scale"),
-                 short_names=("rs",)),
-    ResourceType("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
-                 subresources=("status",), short_names=("hpa",)),
-    ResourceType("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
-                 subresources=("status",), short_names=("hpa",)),
-    ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget",
-                 subresources=("status",), short_names=("pdb",)),
+    ResourceType(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        subresources=("status", "scale"),
+        short_names=("deploy",),
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        subresources=("status", "scale"),
+        short_names=("rs",),
+    ),
+    ResourceType(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        subresources=("status",),
+        short_names=("hpa",),
+    ),
+    ResourceType(
+        "autoscaling",
+        "v1",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        subresources=("status",),
+        short_names=("hpa",),
+    ),
+    ResourceType(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        subresources=("status",),
+        short_names=("pdb",),
+    ),
     ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", verbs=_RO, virtual=True),
-    ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", namespaced=False,
-                 verbs=_RO, virtual=True),
+    ResourceType(
+        "metrics.k8s.io",
+        "v1beta1",
+        "nodes",
+        "NodeMetrics",
+        namespaced=False,
+        verbs=_RO,
+        virtual=True,
+    ),
 )
 
 #: Preferred version per group, first listed wins (autoscaling/v2 over v1).
@@ -72,8 +109,12 @@ def find(group: str, version: str, plural: str) -> ResourceType | None:
 def by_kind(kind: str, group: str | None = None) -> ResourceType:
     """The preferred resource of `kind`."""
     for r in RESOURCES:
-        if r.kind == kind and (group is None or r.group == group) and not r.virtual \
-                and PREFERRED[r.group] == r.version:
+        if (
+            r.kind == kind
+            and (group is None or r.group == group)
+            and not r.virtual
+            and PREFERRED[r.group] == r.version
+        ):
             return r
     raise KeyError(kind)
 

@@ -40,10 +40,20 @@ class FakeKubernetes:
     speed: cluster seconds per wall second (50: a 5 s probe delay takes 0.1 s).
     """
 
-    def __init__(self, *, speed: float = 1.0, tick_s: float = 0.02, version: str = "v1.33.4",
-                 nodes: int = 3, node_cpu: str = "4", node_memory: str = "8Gi",
-                 token: str | None = "fake-token", validate: bool = True,
-                 timings: Timings | None = None, port: int = 0):
+    def __init__(
+        self,
+        *,
+        speed: float = 1.0,
+        tick_s: float = 0.02,
+        version: str = "v1.33.4",
+        nodes: int = 3,
+        node_cpu: str = "4",
+        node_memory: str = "8Gi",
+        token: str | None = "fake-token",
+        validate: bool = True,
+        timings: Timings | None = None,
+        port: int = 0,
+    ):
         self.clock = Clock(speed)
         self.store = Store(self.clock)
         self.version = version
@@ -59,21 +69,26 @@ class FakeKubernetes:
         self.paused = False
         with self.store.lock:
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
-                self.objects.create(by_kind("Namespace"), None,
-                                    {"metadata": {"name": ns}}, None)
+                self.objects.create(by_kind("Namespace"), None, {"metadata": {"name": ns}}, None)
             for i in range(nodes):
                 self._add_node(f"node-{i}", node_cpu, node_memory)
 
     def _add_node(self, name: str, cpu: str, memory: str) -> None:
-        node = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
-                                                      "kubernetes.io/os": "linux"}},
-                "spec": {},
-                "status": {"capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
-                           "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
-                           "conditions": [{"type": "Ready", "status": "True",
-                                           "reason": "KubeletReady"}],
-                           "nodeInfo": {"kubeletVersion": self.version}}}
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
+            },
+            "spec": {},
+            "status": {
+                "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+                "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                "nodeInfo": {"kubeletVersion": self.version},
+            },
+        }
         self.store.insert(by_kind("Node"), node)
 
     # ------------------------------------------------------------------ lifecycle
@@ -86,11 +101,13 @@ class FakeKubernetes:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeKubernetes:
-        self._server = make_server("127.0.0.1", self._port, self.wsgi, threaded=True,
-                                   request_handler=_QuietHandler)
+        self._server = make_server(
+            "127.0.0.1", self._port, self.wsgi, threaded=True, request_handler=_QuietHandler
+        )
         self._server.daemon_threads = True
-        serve = threading.Thread(target=self._server.serve_forever, name="fake-k8s-http",
-                                 daemon=True)
+        serve = threading.Thread(
+            target=self._server.serve_forever, name="fake-k8s-http", daemon=True
+        )
         tick = threading.Thread(target=self._tick_loop, name="fake-k8s-controllers", daemon=True)
         self._threads = [serve, tick]
         for t in self._threads:
@@ -121,11 +138,17 @@ class FakeKubernetes:
         """Write a kubeconfig for this server (plain http, bearer token) and return its path."""
         user: dict[str, Any] = {"token": self.token} if self.token else {}
         cfg = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
             "clusters": [{"name": context, "cluster": {"server": self.url}}],
             "users": [{"name": context, "user": user}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": context,
-                                                       "namespace": "default"}}],
+            "contexts": [
+                {
+                    "name": context,
+                    "context": {"cluster": context, "user": context, "namespace": "default"},
+                }
+            ],
             "current-context": context,
         }
         path = Path(path)
@@ -133,8 +156,9 @@ class FakeKubernetes:
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return path
 
-    def inject(self, kind: str, image: str | None = None, message: str | None = None,
-               log: str = "") -> Fault:
+    def inject(
+        self, kind: str, image: str | None = None, message: str | None = None, log: str = ""
+    ) -> Fault:
         """Pods created from now on whose image contains `image` get fault `kind`:
         image-pull, crash-loop, unschedulable or never-ready."""
         if kind not in FAULTS:
@@ -164,8 +188,9 @@ class FakeKubernetes:
         self.clock.advance(seconds)
         self.controllers.tick()
 
-    def list(self, kind: str, namespace: str | None = None,
-             label_selector: str | None = None) -> list[Obj]:
+    def list(
+        self, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[Obj]:
         """Stored objects of `kind` (a deep copy, safe to keep)."""
         import copy
 
@@ -179,8 +204,9 @@ class FakeKubernetes:
             obj = self.store.get(by_kind(kind), namespace, name)
             return copy.deepcopy(obj) if obj else None
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0,
-                 what: str = "condition") -> Any:
+    def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()
@@ -201,19 +227,26 @@ class FakeKubernetes:
         except ApiError as exc:
             response = _json(exc.status(), exc.code)
         except HTTPException as exc:
-            response = _json(ApiError(exc.code or 500, "BadRequest", str(exc)).status(),
-                             exc.code or 500)
+            response = _json(
+                ApiError(exc.code or 500, "BadRequest", str(exc)).status(), exc.code or 500
+            )
         return response(environ, start_response)
 
     def handle(self, req: Request) -> Response:
         body = req.get_data()
         with self.store.lock:
-            self.store.requests.append((req.method, req.path, req.query_string.decode(),
-                                        req.headers.get("Content-Type", ""), body))
+            self.store.requests.append(
+                (
+                    req.method,
+                    req.path,
+                    req.query_string.decode(),
+                    req.headers.get("Content-Type", ""),
+                    body,
+                )
+            )
         if self.token and req.headers.get("Authorization") != f"Bearer {self.token}":
             raise ApiError(401, "Unauthorized", "Unauthorized")
         parts = [p for p in req.path.split("/") if p]
-        q = req.args
         if parts == ["version"]:
             return _json(discovery.version_info(self.version))
         if parts == ["api"]:
@@ -246,8 +279,9 @@ class FakeKubernetes:
         return self._rest(req, rt, ns, name, sub, body)
 
     @staticmethod
-    def _parse(group: str, version: str, rest: list[str]) -> tuple[str | None, str, str | None,
-                                                                    str | None]:
+    def _parse(
+        group: str, version: str, rest: list[str]
+    ) -> tuple[str | None, str, str | None, str | None]:
         if rest[0] == "namespaces" and len(rest) >= 3 and find(group, version, rest[2]):
             ns, rest = rest[1], rest[2:]
         else:
@@ -257,7 +291,9 @@ class FakeKubernetes:
         sub = rest[2] if len(rest) > 2 else None
         return ns, plural, name, sub
 
-    def _metrics(self, req: Request, rt: ResourceType, ns: str | None, name: str | None) -> Response:
+    def _metrics(
+        self, req: Request, rt: ResourceType, ns: str | None, name: str | None
+    ) -> Response:
         if req.method != "GET":
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
         if rt.plural == "pods":
@@ -268,8 +304,15 @@ class FakeKubernetes:
             raise ApiError(404, "NotFound", f'podmetrics.metrics.k8s.io "{name}" not found')
         return _json(doc)
 
-    def _rest(self, req: Request, rt: ResourceType, ns: str | None, name: str | None,
-              sub: str | None, body: bytes) -> Response:
+    def _rest(
+        self,
+        req: Request,
+        rt: ResourceType,
+        ns: str | None,
+        name: str | None,
+        sub: str | None,
+        body: bytes,
+    ) -> Response:
         q = req.args
         m = req.method
         manager = q.get("fieldManager")
@@ -280,8 +323,16 @@ class FakeKubernetes:
                 raise ApiError(405, "MethodNotAllowed", "watch is not implemented by this fake")
             if name is None:
                 limit = int(q["limit"]) if q.get("limit") else None
-                return _json(self.objects.list(rt, ns, q.get("labelSelector"),
-                                               q.get("fieldSelector"), limit, q.get("continue")))
+                return _json(
+                    self.objects.list(
+                        rt,
+                        ns,
+                        q.get("labelSelector"),
+                        q.get("fieldSelector"),
+                        limit,
+                        q.get("continue"),
+                    )
+                )
             if sub == "scale":
                 return _json(self.objects.get_scale(rt, ns, name))
             if sub == "log":
@@ -289,7 +340,7 @@ class FakeKubernetes:
                     pod = self.store.require(rt, ns, name)
                     text = self.controllers.pod_log(pod)
                 if q.get("tailLines"):
-                    text = "\n".join(text.splitlines()[-int(q["tailLines"]):]) + "\n"
+                    text = "\n".join(text.splitlines()[-int(q["tailLines"]) :]) + "\n"
                 return Response(text, mimetype="text/plain")
             return _json(self.objects.get(rt, ns, name))
         doc = json.loads(body) if body and m in ("POST", "PUT", "DELETE") else None
@@ -297,8 +348,11 @@ class FakeKubernetes:
             return _json(self.objects.create(rt, ns, doc or {}, manager), 201)
         if m == "PUT" and name is not None:
             if sub == "scale":
-                return _json(self.objects.set_scale(rt, ns, name, doc["spec"]["replicas"],
-                                                    manager or "unknown"))
+                return _json(
+                    self.objects.set_scale(
+                        rt, ns, name, doc["spec"]["replicas"], manager or "unknown"
+                    )
+                )
             return _json(self.objects.replace(rt, ns, name, doc or {}, manager, sub))
         if m == "PATCH" and name is not None:
             ctype = req.headers.get("Content-Type", "application/json")
@@ -318,11 +372,14 @@ class FakeKubernetes:
             grace = int(grace) if grace is not None else None
             if name is None:
                 with self.store.lock:
-                    victims = [o["metadata"]["name"] for o in
-                               self.store.items(rt, ns, q.get("labelSelector"))]
+                    victims = [
+                        o["metadata"]["name"]
+                        for o in self.store.items(rt, ns, q.get("labelSelector"))
+                    ]
                 for victim in victims:
                     self.objects.delete(rt, ns, victim, policy, grace)
-                return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                              "status": "Success"})
+                return _json(
+                    {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+                )
             return _json(self.objects.delete(rt, ns, name, policy, grace))
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")

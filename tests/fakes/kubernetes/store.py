@@ -26,8 +26,15 @@ class ApiError(Exception):
         self.code, self.reason, self.message, self.details = code, reason, message, details
 
     def status(self) -> Obj:
-        body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                     "message": self.message, "reason": self.reason, "code": self.code}
+        body: Obj = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
         if self.details:
             body["details"] = self.details
         return body
@@ -35,8 +42,12 @@ class ApiError(Exception):
 
 def not_found(rt: ResourceType, name: str) -> ApiError:
     what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
-    return ApiError(404, "NotFound", f'{what} "{name}" not found',
-                    {"name": name, "group": rt.group, "kind": rt.plural})
+    return ApiError(
+        404,
+        "NotFound",
+        f'{what} "{name}" not found',
+        {"name": name, "group": rt.group, "kind": rt.plural},
+    )
 
 
 class Clock:
@@ -176,8 +187,13 @@ class Store:
             raise not_found(rt, name)
         return obj
 
-    def items(self, rt: ResourceType, namespace: str | None = None, label_selector: str | None = None,
-              field_selector: str | None = None) -> list[Obj]:
+    def items(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]:
         reqs = parse_label_selector(label_selector)
         out = []
         for (group, plural, ns, _name), obj in sorted(self.objects.items()):
@@ -192,8 +208,9 @@ class Store:
             out.append(obj)
         return out
 
-    def kind_items(self, kind: str, namespace: str | None = None,
-                   label_selector: str | None = None) -> list[Obj]:
+    def kind_items(
+        self, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[Obj]:
         return self.items(by_kind(kind), namespace, label_selector)
 
     def iter_all(self) -> Iterator[tuple[Key, Obj]]:
@@ -207,9 +224,12 @@ class Store:
         meta = obj.setdefault("metadata", {})
         key = self.key_of(rt, meta.get("namespace"), meta["name"])
         if key in self.objects:
-            raise ApiError(409, "AlreadyExists",
-                           f'{rt.plural}{"." + rt.group if rt.group else ""} "{meta["name"]}" '
-                           "already exists", {"name": meta["name"], "kind": rt.plural})
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{rt.plural}{"." + rt.group if rt.group else ""} "{meta["name"]}" already exists',
+                {"name": meta["name"], "kind": rt.plural},
+            )
         if not rt.namespaced:
             meta.pop("namespace", None)
         meta["uid"] = str(uuid.uuid4())
@@ -221,9 +241,16 @@ class Store:
         self._notify("ADDED", obj)
         return obj
 
-    def replace(self, rt: ResourceType, new: Obj, *, manager: str | None = None,
-                operation: str = "Update", api_version: str | None = None,
-                status_only: bool = False) -> tuple[Obj, bool]:
+    def replace(
+        self,
+        rt: ResourceType,
+        new: Obj,
+        *,
+        manager: str | None = None,
+        operation: str = "Update",
+        api_version: str | None = None,
+        status_only: bool = False,
+    ) -> tuple[Obj, bool]:
         """Store `new` in place of the object of the same name. Returns (object, changed).
 
         Writes nothing and keeps the resourceVersion when nothing changed; bumps generation
@@ -246,9 +273,14 @@ class Store:
         if manager and operation == "Update":
             changed_fields = fields.changed_paths(old, new)
             if changed_fields:
-                fields.take_ownership(new, manager, changed_fields, operation="Update",
-                                      api_version=api_version or fields.api_version_of(old),
-                                      stamp=self.clock.stamp())
+                fields.take_ownership(
+                    new,
+                    manager,
+                    changed_fields,
+                    operation="Update",
+                    api_version=api_version or fields.api_version_of(old),
+                    stamp=self.clock.stamp(),
+                )
         if _semantic(old) == _semantic(new):
             return old, False
         if _spec_part(old) != _spec_part(new) and "generation" in old["metadata"]:
@@ -270,8 +302,9 @@ class Store:
             listener(kind, obj)
 
     # -- events
-    def record_event(self, involved: Obj, type_: str, reason: str, message: str,
-                     component: str = "kubelet") -> Obj:
+    def record_event(
+        self, involved: Obj, type_: str, reason: str, message: str, component: str = "kubelet"
+    ) -> Obj:
         """A v1 Event about `involved`; a repeat of the same reason and message counts up."""
         meta = involved["metadata"]
         ns = meta.get("namespace") or "default"
@@ -279,8 +312,11 @@ class Store:
         now = self.clock.stamp()
         for ev in self.items(rt, ns):
             inv = ev["involvedObject"]
-            if inv.get("uid") == meta.get("uid") and ev["reason"] == reason \
-                    and ev["message"] == message:
+            if (
+                inv.get("uid") == meta.get("uid")
+                and ev["reason"] == reason
+                and ev["message"] == message
+            ):
                 new = copy.deepcopy(ev)
                 new["count"] = ev.get("count", 1) + 1
                 new["lastTimestamp"] = now
@@ -290,8 +326,11 @@ class Store:
             "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": ns},
             "involvedObject": {
-                "apiVersion": involved.get("apiVersion", "v1"), "kind": involved.get("kind"),
-                "name": meta["name"], "namespace": ns, "uid": meta.get("uid"),
+                "apiVersion": involved.get("apiVersion", "v1"),
+                "kind": involved.get("kind"),
+                "name": meta["name"],
+                "namespace": ns,
+                "uid": meta.get("uid"),
             },
             "reason": reason,
             "message": message,
@@ -306,8 +345,11 @@ class Store:
 
     def events_for(self, obj: Obj) -> list[Obj]:
         uid = obj["metadata"].get("uid")
-        return [ev for ev in self.items(by_kind("Event"), obj["metadata"].get("namespace"))
-                if ev["involvedObject"].get("uid") == uid]
+        return [
+            ev
+            for ev in self.items(by_kind("Event"), obj["metadata"].get("namespace"))
+            if ev["involvedObject"].get("uid") == uid
+        ]
 
 
 def _semantic(obj: Obj) -> Obj:
