@@ -380,6 +380,44 @@ def test_python_chi_lease_flavor_network_servers(fake_cloud: FakeCloud, chi, cap
     assert fake_cloud.world.count() == {}
 
 
+def test_python_chi_course_calls_and_its_floating_ip_trap(fake_cloud: FakeCloud, chi) -> None:
+    """The course notebook's deprecated calls work; and python-chi 1.x's Server.delete()
+    really leaks the floating IP here too (its raw DELETE /v2.0/<id> gets a 404 it ignores),
+    so a test of ggctl's workaround can see the leak."""
+    lease = chi.lease.Lease("lease-alice", duration=timedelta(hours=3))
+    lease.add_flavor_reservation(name="m1.large", amount=1)
+    lease.submit(idempotent=True)
+    flavor = lease.get_reserved_flavors()[0]
+    net = chi.network.create_network("net-alice")
+    subnet = chi.network.create_subnet("subnet-alice", net["id"], cidr="10.30.0.0/24")
+    router = chi.network.create_router("router-alice", gw_network_name="public")
+    chi.network.add_subnet_to_router(router["id"], subnet["id"])
+    chi.clients.nova().keypairs.create("key-alice", public_key=PUBKEY)
+    server = chi.server.create_server(
+        "node-0-alice", image_name="CC-Ubuntu24.04", flavor_id=flavor.id, key_name="key-alice",
+        nics=[{"net-id": net["id"], "v4-fixed-ip": "10.30.0.11"}])
+    chi.server.wait_for_active(server.id)
+    address = chi.server.associate_floating_ip(server.id)
+    node = chi.server.get_server("node-0-alice")
+    assert node.get_floating_ip() == address
+    node.delete()
+    assert [f["floating_ip_address"] for f in chi.network.list_floating_ips()] == [address]
+    assert fake_cloud.world.requests("DELETE", "/network/v2.0/")[0].status == 404
+
+
+def test_token_auth_and_expired_lease(fake_cloud: FakeCloud) -> None:
+    """OS_AUTH_TYPE=v3token (python-chi's default) rescoping an existing token; a lease
+    whose end date passed is TERMINATED and its flavor gone."""
+    env = fake_cloud.env(auth="token")
+    auth = v3.Token(auth_url=env["OS_AUTH_URL"], token=env["OS_TOKEN"],
+                    project_name=env["OS_PROJECT_NAME"], project_domain_name="Default")
+    sess = ks_session.Session(auth=auth)
+    lease = reserve(sess)
+    fake_cloud.faults.expire_lease("lease-alice")
+    assert blazar(sess).lease.get(lease["id"])["status"] == "TERMINATED"
+    assert fake_cloud.world.count("flavors") == 0
+
+
 # ---------------------------------------------------------------------------- auth
 
 

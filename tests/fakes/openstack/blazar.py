@@ -153,8 +153,7 @@ def _in_use(world: World, flavor_id: str, start: datetime, end: datetime) -> int
 
 def _check_reservation(ctx: Ctx, req: dict, start: datetime, end: datetime) -> dict:
     if req.get("resource_type") != "flavor:instance":
-        raise ApiError(400, f"The resource type {req.get('resource_type')} is not supported "
-                            f"on this site")
+        raise ApiError(400, f"The {req.get('resource_type')} resource type is not supported")
     flavor = ctx.world.table("flavors").get(str(req.get("flavor_id")))
     if flavor is None or not flavor["os-flavor-access:is_public"]:
         raise ApiError(404, f"Flavor {req.get('flavor_id')} could not be found")

@@ -8,6 +8,7 @@
     faults.server_error(name="node-1")          # next boot of node-1 ends in ERROR + fault
     faults.lease_pending(name="lease-.*")       # the lease never leaves PENDING
     faults.lease_error(name="lease-.*")         # the lease goes to ERROR instead of ACTIVE
+    faults.expire_lease("lease-alice")          # its end date is now: TERMINATED on next poll
     faults.quota("CHI-251409", instances=2, floatingip=0)
 
 Paths are regular expressions searched in the full request path, service prefix included
@@ -21,7 +22,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from .state import World
+from .state import World, utcnow
 
 # What a real cloud tends to say for each injected status.
 DEFAULT_MESSAGES = {
@@ -129,6 +130,17 @@ class Faults:
     ) -> None:
         """The next ``count`` leases named like ``name`` go to ERROR instead of ACTIVE."""
         self._lease("ERROR", name, message, count)
+
+    def expire_lease(self, name: str) -> None:
+        """Move the end of the lease named ``name`` to now: its next poll says
+        TERMINATED, and its reserved flavor and servers are gone."""
+        world = self.world
+        with world.lock:
+            for lease in world.table("leases").values():
+                if lease["name"] == name:
+                    now = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")
+                    lease["end_date"] = min(lease["end_date"], now)
+                    lease["start_date"] = min(lease["start_date"], now)
 
     def quota(self, project: str | None = None, **limits: int) -> None:
         """Set Nova/Neutron limits (instances, cores, ram, key_pairs, floatingip, network,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 
 from .base import ApiError, Ctx, Reply, Router
-from .state import DOMAIN, REGION, new_id, utcnow
+from .state import DOMAIN, REGION, User, World, new_id, utcnow
 
 
 def render_error(err: ApiError) -> Reply:
@@ -120,7 +120,13 @@ def _scope_project(ctx: Ctx, user, scope: dict | None) -> str | None:
 
 
 def _issue(ctx: Ctx, user, project_id: str | None, methods: list[str], app_cred=None) -> Reply:
-    world = ctx.world
+    token_id, token = issue(ctx.world, ctx.base_url, user, project_id, methods, app_cred)
+    return Reply(201, {"token": token}, {"X-Subject-Token": token_id})
+
+
+def issue(world: World, base_url: str, user: User, project_id: str | None,
+          methods: list[str], app_cred: str | None = None) -> tuple[str, dict]:
+    """Mint a token (id, body) for ``user``, scoped to ``project_id`` when given."""
     now = utcnow()
     token = {
         "methods": methods,
@@ -137,7 +143,7 @@ def _issue(ctx: Ctx, user, project_id: str | None, methods: list[str], app_cred=
             is_domain=False,
             roles=[{"id": "member-role", "name": "member"},
                    {"id": "reader-role", "name": "reader"}],
-            catalog=catalog(ctx.base_url),
+            catalog=catalog(base_url),
         )
     if app_cred:
         token["application_credential"] = {"id": app_cred, "name": f"{user.name}-cred",
@@ -145,7 +151,7 @@ def _issue(ctx: Ctx, user, project_id: str | None, methods: list[str], app_cred=
     token_id = "gAAAA" + secrets.token_urlsafe(48)
     with world.lock:
         world.tokens[token_id] = {**token, "_expires": now + world.settings.token_ttl}
-    return Reply(201, {"token": token}, {"X-Subject-Token": token_id})
+    return token_id, token
 
 
 @router.route("POST", "/v3/auth/tokens", auth=False)

@@ -308,6 +308,15 @@ def _require(item: object) -> dict:
     return item
 
 
+@router.route("DELETE", "/v2.0/{coll}")
+def delete_collection(ctx: Ctx, coll: str) -> Reply:
+    """No bulk delete. python-chi 1.x's ``Server.delete()`` sends ``DELETE /v2.0/<fip id>``
+    (see chameleon.md section 8.6) and gets this 404, which it ignores."""
+    _coll(coll)
+    raise ApiError(405, "The method DELETE is not allowed for this resource.",
+                   "HTTPMethodNotAllowed")
+
+
 @router.route("PUT", "/v2.0/{coll}/{res_id}")
 def update_resource(ctx: Ctx, coll: str, res_id: str) -> Reply:
     """Update one resource (only the attributes Neutron lets a project change)."""

@@ -374,10 +374,8 @@ def _attach_networks(ctx: Ctx, server: dict, networks: object, groups: list[str]
             raise ApiError(400, f"Network {entry.get('uuid')} could not be found.")
         fixed = [{"ip_address": entry["fixed_ip"]}] if entry.get("fixed_ip") else None
         body = {"device_id": server["id"], "device_owner": "compute:nova", "fixed_ips": fixed}
-        if net["port_security_enabled"]:
-            body["security_groups"] = sg_ids or None
-        if body.get("security_groups") is None:
-            body.pop("security_groups")
+        if net["port_security_enabled"] and sg_ids:
+            body["security_groups"] = sg_ids
         try:
             port = neutron.new_port(world, net, body, ctx.project_id, ctx.user_id)
         except ApiError as err:  # Nova reports Neutron's refusal as its own 400

@@ -111,17 +111,23 @@ class FakeCloud:
 
     def env(self, user: str = "alice", auth: str = "password",
             project: str = PROJECT) -> dict[str, str]:
-        """``OS_*`` variables for ``user`` with ``auth`` = ``"password"`` or
-        ``"application_credential"`` (scoped to its project, like Chameleon's)."""
+        """``OS_*`` variables for ``user`` with ``auth`` = ``"password"``,
+        ``"application_credential"`` (scoped to its own project, like Chameleon's) or
+        ``"token"`` (a fresh token, ``OS_AUTH_TYPE=v3token``, python-chi's default)."""
         u = self.world.user(user)
+        p = self.world.project(project)
         common = {
             "OS_AUTH_URL": self.auth_url,
             "OS_REGION_NAME": REGION,
             "OS_INTERFACE": "public",
             "OS_IDENTITY_API_VERSION": "3",
         }
+        if auth == "token":
+            token_id, _ = keystone.issue(self.world, self.url, u, p.id, ["password"])
+            return {**common, "OS_AUTH_TYPE": "v3token", "OS_TOKEN": token_id,
+                    "OS_PROJECT_NAME": p.name, "OS_PROJECT_ID": p.id,
+                    "OS_PROJECT_DOMAIN_NAME": DOMAIN["name"]}
         if auth == "password":
-            p = self.world.project(project)
             return {**common, "OS_AUTH_TYPE": "v3password", "OS_USERNAME": u.name,
                     "OS_PASSWORD": u.password, "OS_USER_DOMAIN_NAME": DOMAIN["name"],
                     "OS_PROJECT_NAME": p.name, "OS_PROJECT_ID": p.id,
