@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from ggctl.config import Settings
 from ggctl.errors import GgctlError
 from ggctl.state import StateDir
+from rich.console import Console
 
 from .render import render, to_json, to_yaml
 from .strategy import DEFAULT_IMAGE, get_strategy
