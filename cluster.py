@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -42,6 +43,7 @@ API_PORT = 6443
 FETCHED_KUBECONFIG = "cluster/admin.conf.fetched"
 KUBECONFIG = "kubeconfig"
 FAILURE_LINES = 25
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class ClusterError(GgctlError):
@@ -602,7 +604,7 @@ def run_plan(
         def on_event(event: dict[str, Any]) -> bool:
             text = event.get("stdout")
             if text:
-                log.write(text.replace("\r\n", "\n") + "\n")
+                log.write(ANSI.sub("", text.replace("\r\n", "\n")) + "\n")
                 log.flush()
             return progress(event)
 
@@ -741,6 +743,7 @@ def tunnel_command(target: SshTarget, local_port: int, remote_port: int = API_PO
 
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
