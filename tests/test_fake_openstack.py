@@ -514,6 +514,35 @@ def test_server_error_lease_error_and_pending(fake_cloud: FakeCloud, conn) -> No
 # ---------------------------------------------------------------------------- standalone
 
 
+def test_slow_server_and_expired_tokens(fake_cloud: FakeCloud, conn) -> None:
+    """A server left in BUILD for a while; tokens revoked mid-run are renewed by the client."""
+    lease = reserve(conn.session, amount=1)
+    fake_cloud.faults.slow_server(name="node-0", polls=5)
+    server = conn.compute.create_server(
+        name="node-0", image_id=conn.image.find_image("CC-Ubuntu24.04").id,
+        flavor_id=lease["reservations"][0]["id"],
+        networks=[{"uuid": conn.network.find_network("sharednet1").id}])
+    statuses = [conn.compute.get_server(server.id).status for _ in range(6)]
+    assert statuses == ["BUILD"] * 5 + ["ACTIVE"]
+    fake_cloud.faults.expire_tokens()
+    assert conn.compute.get_server(server.id).status == "ACTIVE"  # re-authenticated
+    assert [e.status for e in fake_cloud.world.requests(contains="/servers/")][-2:] == [401, 200]
+
+
+def test_clouds_yaml_is_chameleon_shaped(fake_cloud: FakeCloud, tmp_path: Path) -> None:
+    """Horizon's clouds.yaml has Keystone's root as auth_url, without /v3."""
+    import yaml
+
+    doc = yaml.safe_load(fake_cloud.clouds_yaml(tmp_path / "clouds.yaml").read_text())
+    cloud = doc["clouds"]["fake"]
+    assert cloud["auth_type"] == "v3applicationcredential"
+    assert cloud["auth"]["auth_url"] == f"{fake_cloud.url}/identity"
+    assert (cloud["region_name"], cloud["interface"], cloud["identity_api_version"]) == (
+        "KVM@TACC", "public", 3)
+    root = requests.get(cloud["auth"]["auth_url"], timeout=5)
+    assert root.status_code == 300 and root.json()["versions"]["values"][0]["id"] == "v3.14"
+
+
 def test_standalone_serves_and_writes_clouds_yaml(tmp_path: Path) -> None:
     """`python -m tests.fakes.openstack --port N --clouds-yaml F` from the repo root."""
     clouds = tmp_path / "clouds.yaml"

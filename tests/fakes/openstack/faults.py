@@ -6,6 +6,8 @@
     faults.fail("POST", r"/reservation/v1/leases$", drop=True, after=True)  # done, reply lost
     faults.fail("DELETE", r"/servers/", status=500, after=True)   # done, yet a 500
     faults.server_error(name="node-1")          # next boot of node-1 ends in ERROR + fault
+    faults.slow_server(name="node-2", polls=20) # next node-2 stays BUILD for 20 GETs
+    faults.expire_tokens()                      # every client's next call gets a 401
     faults.lease_pending(name="lease-.*")       # the lease never leaves PENDING
     faults.lease_error(name="lease-.*")         # the lease goes to ERROR instead of ACTIVE
     faults.expire_lease("lease-alice")          # its end date is now: TERMINATED on next poll
@@ -73,6 +75,7 @@ class Faults:
     world: World
     rules: list[Rule] = field(default_factory=list)
     server_errors: list[_Fate] = field(default_factory=list)
+    server_slow: list[_Fate] = field(default_factory=list)
     lease_fates: list[tuple[str, _Fate]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -120,6 +123,18 @@ class Faults:
         with self._lock:
             self.server_errors.append(_Fate(re.compile(name), message, count))
 
+    def slow_server(self, name: str = ".*", polls: int = 10, count: int = 1) -> None:
+        """The next ``count`` servers named like ``name`` stay in BUILD for ``polls`` GETs
+        (instead of ``world.settings.server_build_polls``)."""
+        with self._lock:
+            self.server_slow.append(_Fate(re.compile(name), str(polls), count))
+
+    def expire_tokens(self) -> None:
+        """Invalidate every token issued so far: the next call of each client gets a 401
+        and must authenticate again (keystoneauth does so once, by itself)."""
+        with self.world.lock:
+            self.world.tokens.clear()
+
     def lease_pending(self, name: str = ".*", count: int = 1) -> None:
         """The next ``count`` leases named like ``name`` stay PENDING forever."""
         self._lease("PENDING", name, "", count)
@@ -157,6 +172,7 @@ class Faults:
         with self._lock:
             self.rules.clear()
             self.server_errors.clear()
+            self.server_slow.clear()
             self.lease_fates.clear()
         with self.world.lock:
             self.world.quotas.clear()
@@ -167,6 +183,12 @@ class Faults:
         """The fault message for a server being booted now, if one was injected."""
         with self._lock:
             return self._take(self.server_errors, name)
+
+    def take_server_polls(self, name: str) -> int | None:
+        """BUILD polls for a server being booted now, if a slow build was injected."""
+        with self._lock:
+            polls = self._take(self.server_slow, name)
+            return None if polls is None else int(polls)
 
     def take_lease_fate(self, name: str) -> tuple[str, str] | None:
         """(status, message) for a lease being created now, if one was injected."""

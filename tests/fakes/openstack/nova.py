@@ -436,6 +436,7 @@ def _new_server(ctx: Ctx, req: dict, name: str, flavor: dict, image_ref: str,
     world = ctx.world
     sid = new_id()
     fault = ctx.faults.take_server_error(name) if ctx.faults else None
+    slow = ctx.faults.take_server_polls(name) if ctx.faults else None
     if fault is None and not _bookable(world, flavor):
         fault = NO_VALID_HOST
     server = {
@@ -452,7 +453,8 @@ def _new_server(ctx: Ctx, req: dict, name: str, flavor: dict, image_ref: str,
         "OS-EXT-STS:vm_state": "building", "OS-EXT-STS:task_state": "scheduling",
         "OS-EXT-STS:power_state": 0, "OS-SRV-USG:launched_at": None,
         "OS-SRV-USG:terminated_at": None, "os-extended-volumes:volumes_attached": [],
-        "_flavor": flavor, "_polls": world.settings.server_build_polls,
+        "_flavor": flavor,
+        "_polls": world.settings.server_build_polls if slow is None else slow,
         "_fate": "ERROR" if fault else "ACTIVE", "_fault": fault,
         "_groups": groups or ["default"], **ctx.owner(),
     }
@@ -558,8 +560,12 @@ def _get_server(ctx: Ctx, sid: str) -> dict:
 
 
 def _server_matches(s: dict, args) -> bool:
-    if args.get("name") and not re.search(args["name"], s["name"]):
-        return False  # Nova's name filter is a regular expression
+    if args.get("name"):
+        try:  # Nova's name filter is a regular expression
+            if not re.search(args["name"], s["name"]):
+                return False
+        except re.error as exc:
+            raise ApiError(400, f"Invalid regular expression for name: {exc}") from exc
     if args.get("status") and s["status"] != args["status"].upper():
         return False
     if args.get("flavor") and s["_flavor"]["id"] != args["flavor"]:

@@ -138,12 +138,17 @@ class FakeCloud:
                     "OS_APPLICATION_CREDENTIAL_SECRET": u.app_cred_secret}
         raise ValueError(f"unknown auth {auth!r}")
 
-    def clouds_yaml(self, path: str | Path, cloud: str = "fake", user: str = "alice") -> Path:
+    def clouds_yaml(self, path: str | Path, cloud: str = "fake", user: str = "alice",
+                    versioned_auth_url: bool = False) -> Path:
         """Write a clouds.yaml (mode 0600) with ``cloud`` using ``user``'s application
-        credential, shaped like the one Chameleon's Horizon downloads. Returns the path."""
+        credential, shaped like the one Chameleon's Horizon downloads: its ``auth_url`` is
+        Keystone's root *without* ``/v3`` (openstacksdk appends it because of
+        ``identity_api_version: 3``; a bare keystoneauth v3 plugin would POST to
+        ``<root>/auth/tokens`` and get a 404, as on the real site). Returns the path."""
         u = self.world.user(user)
+        auth_url = self.auth_url if versioned_auth_url else f"{self.url}/identity"
         doc = {"clouds": {cloud: {
-            "auth": {"auth_url": self.auth_url, "application_credential_id": u.app_cred_id,
+            "auth": {"auth_url": auth_url, "application_credential_id": u.app_cred_id,
                      "application_credential_secret": u.app_cred_secret},
             "region_name": REGION,
             "interface": "public",
