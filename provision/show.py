@@ -45,7 +45,9 @@ def status_table(data: dict[str, Any]) -> Table:
     title = (f"{data.get('suffix')} at {data.get('site')} ({data.get('project') or '?'}): "
              f"lease {lease.get('name', 'none')} {lease.get('status', '')}")
     if lease.get("end"):
-        title += f", ends {lease['end']} ({lease.get('remaining', '')})"
+        from ggctl.provision.status import remaining
+
+        title += f", ends {lease['end']} ({lease.get('remaining') or remaining(lease['end'])})"
     table = Table(title=title, title_justify="left")
     for col in ("node", "server", "status", "private IP", "public-net IP", "floating IP"):
         table.add_column(col)
