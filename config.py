@@ -102,12 +102,14 @@ class DeploySettings(Section):
     )
     namespace: str = Field("default", min_length=1, max_length=63)
     image: str | None = Field(
-        None, description="image reference (default: the last `ggctl build`, else "
-        "node-0:5000/ml-app:latest)"
+        None,
+        description="image reference (default: the last `ggctl build`, else "
+        "node-0:5000/ml-app:latest)",
     )
     kubeconfig: Path | None = Field(
-        None, description="kubeconfig (default: <state dir>/kubeconfig, else $KUBECONFIG "
-        "or ~/.kube/config)"
+        None,
+        description="kubeconfig (default: <state dir>/kubeconfig, else $KUBECONFIG "
+        "or ~/.kube/config)",
     )
     timeout: float = Field(600.0, gt=0, description="seconds to wait for the rollout")
 
@@ -186,7 +188,9 @@ def resolve_config_file(config_file: Path | None) -> Path | None:
     return default if default.is_file() else None
 
 
-def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
     """Build the settings: defaults, then the TOML file, then GGCTL_* variables, then `overrides`.
 
     `overrides` holds the command-line flags, nested like the file ({"serve": {"port": 8000}});

@@ -17,9 +17,7 @@ from prometheus_client import (
 # Inference on a MobileNetV2-class CPU model takes ~5-50 ms; a VGG16 ~1 s.
 _BUCKETS = (0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5)
 
-REQUESTS = Counter(
-    "ggctl_http_requests", "HTTP requests served", ["method", "route", "status"]
-)
+REQUESTS = Counter("ggctl_http_requests", "HTTP requests served", ["method", "route", "status"])
 REQUEST_SECONDS = Histogram(
     "ggctl_http_request_duration_seconds", "Request latency", ["route"], buckets=_BUCKETS
 )

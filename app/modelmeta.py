@@ -146,7 +146,9 @@ def embedded_metadata(props: dict[str, str]) -> dict[str, Any] | None:
 def shape_facts(input_shape: list[Any]) -> dict[str, Any]:
     """Layout and fixed size that an input shape like [N, 224, 224, 3] or [1, 3, H, W] states."""
     if len(input_shape) != 4:
-        raise MetadataError(f"expected a 4-D image input, the model's input has shape {input_shape}")
+        raise MetadataError(
+            f"expected a 4-D image input, the model's input has shape {input_shape}"
+        )
     facts: dict[str, Any] = {}
     if input_shape[3] == 3 and input_shape[1] != 3:
         facts["layout"], hw = "NHWC", input_shape[1:3]

@@ -1,6 +1,6 @@
 """Run the service under gunicorn: `ggctl serve`, and the container's entrypoint.
 
-    python -m app.server            (in the container; settings from GGCTL_SERVE__* variables)
+python -m app.server            (in the container; settings from GGCTL_SERVE__* variables)
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+_SHM = "/dev/shm"  # noqa: S108 - gunicorn heartbeat files, not data
 
 
 @dataclass
@@ -36,7 +38,7 @@ class ServeOptions:
         """Options from GGCTL_SERVE__* variables (the container's configuration)."""
         env = os.environ if environ is None else environ
         opts = cls()
-        for name, f in cls.__dataclass_fields__.items():
+        for name in cls.__dataclass_fields__:
             raw = env.get(f"GGCTL_SERVE__{name.upper()}")
             if raw is None or name == "extra":
                 continue
@@ -50,7 +52,9 @@ class ServeOptions:
 
     def gunicorn_config(self) -> dict[str, Any]:
         return {
-            "bind": f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}",
+            "bind": f"[{self.host}]:{self.port}"
+            if ":" in self.host
+            else f"{self.host}:{self.port}",
             "workers": self.workers,
             "threads": self.threads,
             "worker_class": "gthread",
@@ -62,7 +66,7 @@ class ServeOptions:
             "errorlog": "-",
             "loglevel": "info",
             # /tmp may be a slow overlay in containers; the heartbeat file belongs in RAM.
-            "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+            "worker_tmp_dir": _SHM if os.path.isdir(_SHM) else None,
             "child_exit": _child_exit,
             "proc_name": "ggctl-serve",
             # gunicorn 24+ opens a control socket at one fixed path per user: two servers

@@ -267,8 +267,8 @@ def load_client(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def ceiling_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     """One worker process's worth of the in-process ceiling; a round per "go" line on stdin."""
-    from ggctl.app import TEST_IMAGE
     from ggctl.app.inference import Classifier
+    from ggctl.app.service import TEST_IMAGE
 
     clf = Classifier(cfg["model"], ort_threads=int(cfg["ort"]), max_inflight=int(cfg["inflight"]))
     data = TEST_IMAGE.read_bytes()
@@ -1014,7 +1014,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t_begin:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    from ggctl.app import TEST_IMAGE
+    from ggctl.app.service import TEST_IMAGE
     from ggctl.config import ServeSettings
 
     workdir = Path(tempfile.mkdtemp(prefix="ggctl-bench-"))
