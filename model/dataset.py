@@ -141,3 +141,14 @@ def list_images(folder: Path, limit: int | None = None) -> list[Path]:
         step = len(paths) / limit
         paths = [paths[int(i * step)] for i in range(limit)]
     return paths
+
+
+def paths_and_labels(samples: Sequence[Sample]) -> tuple[list[str], list[int]]:
+    """Parallel lists of file paths and class indices, e.g. for `tf.data`."""
+    return [str(s.path) for s in samples], [s.label for s in samples]
+
+
+def missing_classes(samples: Sequence[Sample], num_classes: int) -> list[int]:
+    """Class indices below `num_classes` that no sample has."""
+    present = {s.label for s in samples}
+    return [c for c in range(num_classes) if c not in present]
