@@ -108,6 +108,9 @@ class LogEntry:
 
 @dataclass
 class User:
+    """A seeded Keystone user with a password and one application credential (bound to
+    ``app_cred_project``); ``projects`` are the ids it may scope to."""
+
     id: str
     name: str
     password: str
@@ -119,6 +122,8 @@ class User:
 
 @dataclass
 class Project:
+    """A seeded Keystone project (Chameleon names them ``CHI-NNNNNN``)."""
+
     id: str
     name: str
 
