@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import openstack
@@ -65,7 +65,7 @@ def blazar(sess: ks_session.Session):
 
 def lease_dates(hours: int = 3) -> tuple[str, str]:
     """("now", end) in Blazar's request format."""
-    end = datetime.now(timezone.utc) + timedelta(hours=hours)
+    end = datetime.now(UTC) + timedelta(hours=hours)
     return "now", end.strftime("%Y-%m-%d %H:%M")
 
 
@@ -330,7 +330,7 @@ def test_blazarclient_leases(fake_cloud: FakeCloud) -> None:
     with pytest.raises(BlazarClientException, match="Not enough resources available"):
         bc.lease.create(name="greedy", start=start, end=end, events=[], reservations=[
             {"resource_type": "flavor:instance", "flavor_id": "4", "amount": 1000}])
-    new_end = (datetime.now(timezone.utc) + timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
+    new_end = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
     extended = bc.lease.update(lease["id"], end_date=new_end)
     assert extended["end_date"].startswith(new_end.replace(" ", "T"))
     assert [x["name"] for x in bc.lease.list()] == ["lease-alice"]

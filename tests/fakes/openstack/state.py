@@ -15,7 +15,7 @@ import random
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 REGION = "KVM@TACC"
@@ -60,7 +60,7 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     """Naive UTC now (OpenStack APIs speak UTC without offsets in most places)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def iso(dt: datetime | None = None) -> str:
