@@ -468,6 +468,14 @@ def test_fail_the_nth_call_with_a_status(fake_cloud: FakeCloud, conn) -> None:
         "one", "three"}
 
 
+def test_success_status_without_the_effect(fake_cloud: FakeCloud, conn) -> None:
+    """status=204: the client is told a delete worked, yet the floating IP stays."""
+    fip = conn.network.create_ip(floating_network_id=conn.network.find_network("public").id)
+    fake_cloud.faults.fail("DELETE", r"/floatingips/", status=204)
+    conn.network.delete_ip(fip)
+    assert conn.network.get_ip(fip.id).id == fip.id  # the connection is still sound
+
+
 def test_dropped_connection_before_and_after_the_effect(fake_cloud: FakeCloud, conn) -> None:
     """drop=True: the client sees a reset; with after=True the resource exists anyway."""
     fake_cloud.faults.fail("POST", r"/network/v2\.0/routers$", drop=True)

@@ -5,6 +5,7 @@
     faults.fail("POST", r"/compute/v2.1/servers$", drop=True)        # connection reset
     faults.fail("POST", r"/reservation/v1/leases$", drop=True, after=True)  # done, reply lost
     faults.fail("DELETE", r"/servers/", status=500, after=True)   # done, yet a 500
+    faults.fail("DELETE", r"/floatingips/", status=204)          # "deleted", yet still there
     faults.server_error(name="node-1")          # next boot of node-1 ends in ERROR + fault
     faults.slow_server(name="node-2", polls=20) # next node-2 stays BUILD for 20 GETs
     faults.expire_tokens()                      # every client's next call gets a 401

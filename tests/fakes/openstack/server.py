@@ -84,7 +84,10 @@ class FakeCloud:
 
     def start(self) -> FakeCloud:
         """Serve in a daemon thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+        # A short shutdown poll: stop() then returns in ~50 ms instead of 0.5 s, which adds
+        # up over fixtures started per test.
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True,
                                         name=f"fake-openstack-{self.port}")
         self._thread.start()
         return self
@@ -182,15 +185,22 @@ class FakeCloud:
         if service is None:
             reply = Reply(404, {"error": f"no service at {path}"})
         elif rule and not rule.after:  # fail before the request takes effect
-            reply = service.router.render_error(ApiError(rule.status, rule.message))
+            reply = self._injected(service, rule)
         else:
             reply = self._dispatch(service, ctx, request.method, rest)
             if rule:  # it took effect, but the caller hears of a failure
-                reply = service.router.render_error(ApiError(rule.status, rule.message))
+                reply = self._injected(service, rule)
         self._log(ctx, service_name, 0 if rule and rule.drop else reply.status)
         if rule and rule.drop:
             return self._drop(environ, start_response)
         return self._respond(ctx, reply)(environ, start_response)
+
+    @staticmethod
+    def _injected(service: Any, rule: Any) -> Reply:
+        # A success status (e.g. 204: "deleted", yet nothing was) has no error body.
+        if rule.status < 400:
+            return Reply(rule.status)
+        return service.router.render_error(ApiError(rule.status, rule.message))
 
     def _dispatch(self, service: Any, ctx: Ctx, method: str, rest: str) -> Reply:
         try:
