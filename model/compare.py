@@ -50,33 +50,35 @@ def _mb(value: Any) -> str:
 
 
 def overview_table(summaries: list[dict[str, Any]]) -> Any:
-    """One row per run: model, accuracy fp32/int8, p50 latency, size, training."""
+    """One column per run; rows: model, accuracy fp32/int8, p50 latency, size, training."""
     from rich.table import Table
 
-    table = Table(title="training runs (evaluation split; p50 = ONNX Runtime inference at "
-                        "batch 1, CPU)", title_justify="left")
-    for col, justify in (("run", "left"), ("backbone", "left"), ("px", "right"),
-                         ("params M", "right"), ("val acc", "right"), ("acc fp32", "right"),
-                         ("acc int8", "right"), ("int8 drop", "right"),
-                         ("p50 fp32 ms", "right"), ("p50 int8 ms", "right"),
-                         ("MB fp32", "right"), ("MB int8", "right"), ("epochs", "right")):
-        table.add_column(col, justify=justify)
+    table = Table(title="training runs (accuracy on the evaluation split; p50: ONNX Runtime "
+                        "inference at batch 1 on this CPU)", title_justify="left")
+    table.add_column("")
     for s in summaries:
-        fp32, int8 = s["fp32"], s["int8"]
-        backbone = s["backbone"] + (f" ×{s['width']:g}" if s.get("width", 1.0) != 1.0 else "")
-        drop = s.get("int8_accuracy_drop")
-        epochs = f"{s.get('epochs_run', '?')}/{s.get('epochs_planned', '?')}"
-        if s.get("stopped_early"):
-            epochs += " (early)"
-        table.add_row(
-            s.get("run", "?"), backbone, str(s.get("img_size", "?")),
-            f"{s['parameters'] / 1e6:.2f}" if s.get("parameters") else "—",
-            _pct(s.get("best_val_accuracy")), _pct(fp32.get("accuracy")),
-            _pct(int8.get("accuracy")),
-            "—" if drop is None else f"{100 * drop:+.1f} pt",
-            _ms(fp32.get("p50_ms")), _ms(int8.get("p50_ms")),
-            _mb(fp32.get("size_bytes")), _mb(int8.get("size_bytes")), epochs,
-        )
+        table.add_column(s.get("run", "?"), justify="right", overflow="fold")
+    rows: list[tuple[str, list[str]]] = [
+        ("backbone", [s["backbone"] + (f" x{s['width']:g}" if s.get("width", 1.0) != 1.0
+                                       else "") for s in summaries]),
+        ("input", [f"{s.get('img_size', '?')} px" for s in summaries]),
+        ("parameters", [f"{s['parameters'] / 1e6:.2f} M" if s.get("parameters") else "—"
+                        for s in summaries]),
+        ("best val accuracy", [_pct(s.get("best_val_accuracy")) for s in summaries]),
+        ("accuracy fp32", [_pct(s["fp32"].get("accuracy")) for s in summaries]),
+        ("accuracy int8", [_pct(s["int8"].get("accuracy")) for s in summaries]),
+        ("int8 drop", ["—" if s.get("int8_accuracy_drop") is None
+                       else f"{100 * s['int8_accuracy_drop']:+.1f} pt" for s in summaries]),
+        ("p50 fp32", [_ms(s["fp32"].get("p50_ms")) + " ms" for s in summaries]),
+        ("p50 int8", [_ms(s["int8"].get("p50_ms")) + " ms" for s in summaries]),
+        ("size fp32", [_mb(s["fp32"].get("size_bytes")) + " MB" for s in summaries]),
+        ("size int8", [_mb(s["int8"].get("size_bytes")) + " MB" for s in summaries]),
+        ("epochs", [f"{s.get('epochs_run', '?')}/{s.get('epochs_planned', '?')}"
+                    + (" (early stop)" if s.get("stopped_early") else "") for s in summaries]),
+        ("weights", [str(s.get("weights", "?")) for s in summaries]),
+    ]
+    for label, cells in rows:
+        table.add_row(label, *cells)
     return table
 
 
@@ -88,7 +90,7 @@ def per_class_table(summaries: list[dict[str, Any]]) -> Any:
     table.add_column("#", justify="right")
     table.add_column("class")
     for s in summaries:
-        table.add_column(s.get("run", "?"), justify="right")
+        table.add_column(s.get("run", "?"), justify="right", overflow="fold")
     first = summaries[0]
     names = first.get("class_names") or [c["name"] for c in first["fp32"]["per_class"]]
     for i, name in enumerate(names):
