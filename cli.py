@@ -557,6 +557,52 @@ def model_build_demo(out: Path, resolution: int, width: float, seed: int) -> Non
     ]))
 
 
+def _recipe_options(f: Any) -> Any:
+    from ggctl.model.recipe import click_options
+
+    for option in reversed(click_options()):
+        f = option(f)
+    return f
+
+
+@model_group.command("train")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False,
+                                                       path_type=Path),
+              help="Food-11 folder: training/, validation/, evaluation/ of <class>_<n>.jpg.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (default: runs/<backbone>-<img-size>); rerun to resume.")
+@click.option("--class-names", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Class names: one per line, or a JSON list (default: Food-11's 11).")
+@click.option("--no-progress", is_flag=True, help="No progress bars (for log files).")
+@_recipe_options
+def model_train(data: Path, out: Path | None, class_names: Path | None, no_progress: bool,
+                **flags: Any) -> None:
+    """Fine-tune a backbone on Food-11, then export ONNX + int8 and evaluate both (resumable)."""
+    from ggctl.model.compare import overview_table
+    from ggctl.model.export import read_class_names
+    from ggctl.model.recipe import default_run_dir, given
+    from ggctl.model.train import train
+
+    overrides = given(flags)
+    outcome = train(data, out or default_run_dir(overrides), overrides,
+                    class_names=read_class_names(class_names) if class_names else None,
+                    console=console, progress=not no_progress)
+    if outcome.summary:
+        console.print(overview_table([outcome.summary]))
+    console.print(f"run directory: {outcome.run_dir}", highlight=False)
+
+
+@model_group.command("compare")
+@click.argument("runs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+def model_compare(runs: tuple[Path, ...]) -> None:
+    """Accuracy (fp32, int8), p50 latency and size of `ggctl model train` runs, side by side."""
+    from ggctl.model.compare import compare_tables
+
+    for table in compare_tables(list(runs)):
+        console.print(table)
+
+
 @cli.command()
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path),
               help="ONNX model to serve (default: the built-in, untrained demo model).")
