@@ -29,13 +29,15 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
+
 from ggctl.errors import GgctlError
+from ggctl.ports import free_port, port_free
 from ggctl.state import StateDir
 
 PLAYBOOKS = ("cluster", "reset", "registry")
@@ -575,7 +577,7 @@ class ClusterResult:
 
 
 def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def run_plan(
@@ -739,22 +741,6 @@ def tunnel_command(target: SshTarget, local_port: int, remote_port: int = API_PO
     cmd += target.common_args
     cmd.append(f"{target.user}@{target.host}" if target.user else target.host)
     return cmd
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

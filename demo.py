@@ -14,7 +14,6 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,11 +30,11 @@ from ggctl.evaluate.monitor import Monitor, ProcessSampler
 from ggctl.evaluate.profile import Profile, ProfileError, load_profile
 from ggctl.evaluate.report import RESULTS_JSON, STAGES_CSV, write_results, write_stages_csv
 from ggctl.evaluate.scoring import Scores, read_request_log, score
+from ggctl.ports import LOOPBACK, free_port
 from ggctl.state import StateDir
 
 SERVER_LOG = "server.log"
 SAMPLES_CSV = "samples.csv"
-LOOPBACK = "127.0.0.1"
 # psutil on a handful of processes costs about a millisecond; below this the sampler
 # would measure its own noise more than the service.
 MIN_SAMPLE_PERIOD_S = 0.1
@@ -69,13 +68,6 @@ def demo_profile(settings: Settings) -> Profile:
     if demo.duration:
         profile = profile.truncated(demo.duration)
     return profile
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A port nothing listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _die_with_parent() -> None:

@@ -38,7 +38,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from ggctl.ports import free_port
 
 MIB = 1024 * 1024
 HOST = "127.0.0.1"
@@ -351,12 +352,6 @@ def _pin(cpus: list[int] | None) -> list[str]:
     if not cpus or not shutil.which("taskset"):
         return []
     return ["taskset", "-c", ",".join(str(c) for c in cpus)]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def http_get_status(port: int, path: str, timeout: float = 2.0) -> int | None:

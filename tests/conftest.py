@@ -18,7 +18,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -32,9 +31,11 @@ import numpy as np
 import onnx
 import pytest
 import requests
-from ggctl.model.synthetic import encode, photo  # numpy and Pillow only
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
+
+from ggctl.model.synthetic import encode, photo  # numpy and Pillow only
+from ggctl.ports import free_port
 
 if TYPE_CHECKING:
     from ggctl.app.modelmeta import ModelMeta
@@ -207,13 +208,6 @@ def make_linear_model(path: Path, *, num_classes: int = 11, size: int = 224,
 
 
 # --------------------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    """A port nobody listens on at 127.0.0.1 now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 # Installed in the server process before ggctl is imported: records every file the process
