@@ -179,11 +179,32 @@ def kubectl(ctx: Ctx, args: tuple[str, ...]) -> None:
     sys.exit(kubectl_from_settings(ctx.settings(), args))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def build(args: tuple[str, ...]) -> None:
-    """Build the service image and push it to the cluster's registry (not yet available)."""
-    _not_yet("build", "the deploy release")
+_model_option = click.option(
+    "--model", type=click.Path(dir_okay=False, path_type=Path),
+    help="ONNX model to bake in (default: [serve] model, else the untrained demo model).")
+
+
+@cli.command()
+@_model_option
+@click.option("--tag", help="Push under this tag instead of the content hash (always built).")
+@click.option("--dry-run", is_flag=True, help="List the context's files and the tag; send nothing.")
+@pass_ctx
+def build(ctx: Ctx, model: Path | None, tag: str | None, dry_run: bool) -> None:
+    """Build the service image on node-0 (BuildKit) and push it to node-0:5000; no local Docker."""
+    from ggctl.build import prepare, run_build
+
+    settings = ctx.settings()
+    plan = prepare(settings, model, tag, dry_run=dry_run)
+    if dry_run:
+        rows = [(f.name, f"{f.size:,} B") for f in plan.context.files]
+        console.print(_kv_table(f"dry run: {len(rows)} files, {plan.context.size:,} B "
+                                f"(nothing sent)", [*rows, ("tag", plan.tag),
+                                                    ("image", plan.image)]))
+        return
+    result = run_build(settings, plan=plan, console=err_console)
+    done = "pushed" if result.outcome.pushed else "already in the registry, not rebuilt:"
+    console.print(f"{done} {result.outcome.image} ({result.outcome.seconds:.0f} s)",
+                  highlight=False)
 
 
 @cli.command()
@@ -220,11 +241,62 @@ def deploy(ctx: Ctx, strategy: str | None, image: str | None, kubeconfig: Path |
                             [(f"{c.kind} {c.name}", c.action) for c in result.changes]))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def evaluate(args: tuple[str, ...]) -> None:
-    """Load-test the deployed service and monitor its pods (not yet available)."""
-    _not_yet("evaluate", "the deploy release")
+@cli.command()
+@click.option("--url", help="Service base URL (default: http://<node-0's floating IP>:32000).")
+@click.option("--profile", default="challenge", show_default=True,
+              help="Load profile: challenge, smoke, or a YAML file.")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Time compression of the profile (1: the challenge's 30 minutes).")
+@click.option("--duration", type=float, help="Stop after this many (compressed) seconds.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path),
+              help="Cluster to sample (default: the one `ggctl deploy` used).")
+@click.option("-n", "--namespace", help="Namespace of the pods (default: the deployment's).")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+              help="Food-11 folder: also report the accuracy of --model on it.")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path),
+              help="ONNX model the image was built from (with --data).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the results JSON here.")
+@pass_ctx
+def evaluate(ctx: Ctx, url: str | None, profile: str, speed: float, duration: float | None,
+             kubeconfig: Path | None, namespace: str | None, data: Path | None,
+             model: Path | None, json_path: Path | None) -> None:
+    """Load-test the deployed service with the challenge's profile while sampling its pods."""
+    from ggctl.evaluate.cluster_run import run_evaluation
+    from ggctl.evaluate.report import scores_table, stages_table
+
+    settings = ctx.settings(deploy={"kubeconfig": kubeconfig})
+
+    def show(r: Any) -> None:
+        if not settings.quiet:
+            console.print(stages_table(r.scores, r.profile))
+        console.print(scores_table(r.scores, title=f"{r.run_dir.name}: {r.profile.name} "
+                                                   f"x{r.profile.speed:g} at {r.target.url}"))
+        if r.accuracy:
+            console.print(f"accuracy {r.accuracy['accuracy']:.2%} ({r.accuracy['correct']}/"
+                          f"{r.accuracy['images']}) of {r.accuracy['model']}", highlight=False)
+        for w in r.warnings:
+            err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(f"[dim]files and plots in {r.run_dir}[/]", highlight=False)
+
+    run_evaluation(settings, url=url, profile=profile, speed=speed, duration=duration,
+                   namespace=namespace, data=data, model=model, json_path=json_path,
+                   console=err_console, on_result=show)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the table and plots go (default: <state dir>/runs/<stamp>-report).")
+@pass_ctx
+def report(ctx: Ctx, runs: tuple[Path, ...], out: Path | None) -> None:
+    """Put evaluate (or demo) runs side by side: one table, one plot per metric."""
+    from ggctl.evaluate.compare import run_report
+
+    r = run_report(list(runs), out, state_dir=ctx.settings().state_dir)
+    console.print(r.table)
+    console.print(f"[dim]plots and report.csv in {r.out_dir}[/]", highlight=False)
 
 
 @cli.command()
@@ -307,6 +379,55 @@ def teardown(ctx: Ctx, dry_run: bool, yes: bool, name: str | None, site: str | N
         if result.leaks:
             raise GgctlError("teardown left resources behind (listed above)",
                              hint="rerun `ggctl teardown --yes`; it is safe to repeat")
+
+
+@cli.command()
+@click.option("--strategy", type=click.Choice(["k8s", "lb", "hpa", "optimized"]),
+              help="Deploy strategy (default: [deploy] strategy, optimized).")
+@_model_option
+@click.option("--key", "public_key", type=click.Path(dir_okay=False, path_type=Path),
+              help="SSH public key (default ~/.ssh/id_ed25519.pub, else id_rsa.pub).")
+@_name_option
+@_site_option
+@_os_cloud_option
+@pass_ctx
+def up(ctx: Ctx, strategy: str | None, model: Path | None, public_key: Path | None,
+       name: str | None, site: str | None, os_cloud: str | None) -> None:
+    """From nothing to a URL: reserve → cluster → build → deploy, skipping what is done."""
+    from ggctl.provision.show import configure_logging
+    from ggctl.up import run_up, steps_table
+
+    settings = ctx.settings(deploy={"strategy": strategy}, **_cloud_flags(
+        name=name, site=site, os_cloud=os_cloud, public_key=public_key))
+    configure_logging(settings.verbose)
+
+    def show(step: Any) -> None:
+        mark = {"ran": "[green]✓[/]", "skipped": "[dim]–[/]", "failed": "[red]✗[/]"}
+        err_console.print(f"{mark.get(step.status, '?')} [bold]{step.name}[/] {step.status} "
+                          f"in {step.seconds:.1f} s: {step.detail}", highlight=False)
+
+    result = run_up(settings, model=model, console=err_console, on_step=show)
+    console.print(steps_table(result))
+    console.print(f"service: {result.url}  (open it in a browser to classify a photo; "
+                  f"{result.url}test runs the bundled test image)", highlight=False)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; change nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_name_option
+@_site_option
+@_os_cloud_option
+@click.pass_context
+def down(cctx: click.Context, dry_run: bool, **kw: Any) -> None:
+    """Undo `ggctl up`: teardown, then forget the cluster, image and deployment records."""
+    from ggctl.up import forget_markers
+
+    cctx.invoke(teardown, dry_run=dry_run, **kw)
+    if not dry_run:
+        forgot = forget_markers(cctx.find_object(Ctx).settings().state_dir)
+        if forgot:
+            console.print(f"forgot {', '.join(forgot)}", highlight=False)
 
 
 @cli.command()

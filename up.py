@@ -1,0 +1,275 @@
+"""`ggctl up` (reserve → cluster → build → deploy, each skipped when done) and `ggctl down`.
+
+When is a step done?
+
+    reserve   its plan is empty (reserve is called anyway: with nothing to do it only re-reads
+              the cloud and refreshes provision.json, the inventory and the ssh_config)
+    cluster   <state>/kubeconfig exists and <state>/cluster.json (written by `ggctl cluster`
+              after a successful run) says it finished, and the nodes are the ones it ran on
+              (up.json records their server ids; VMs replaced since then → run again)
+    build     build.json's context tag equals the tag of the context now, and the cluster step
+              did not just run (a new registry is empty); otherwise `build` itself skips the
+              push when node-0's registry already has the tag
+    deploy    deploy.json has this strategy, image and namespace, and no earlier step ran
+
+Every step calls the same function as its own command; nothing shells out to ggctl. A failed
+step stops `up`; rerunning resumes there, since the steps before it are then skipped.
+`ggctl down` is `ggctl teardown`, then forgets the markers of what it deleted (cluster.json,
+kubeconfig, build.json, deploy.json, up.json), so that the next `up` starts clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ggctl.errors import GgctlError
+from ggctl.state import StateDir
+
+STEPS = ("reserve", "cluster", "build", "deploy")
+STATE_NAME = "up"
+MARKERS = ("cluster.json", "kubeconfig", "build.json", "deploy.json", "up.json")
+
+
+@dataclass
+class Step:
+    name: str
+    status: str = "pending"  # ran, skipped, failed, pending
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class UpResult:
+    steps: list[Step] = field(default_factory=lambda: [Step(n) for n in STEPS])
+    strategy: str = ""
+    image: str = ""
+    url: str | None = None
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)
+
+    @property
+    def skipped_all(self) -> bool:
+        return all(s.status == "skipped" for s in self.steps)
+
+
+# --------------------------------------------------------------------------- done checks
+
+
+def server_ids(provision: dict[str, Any] | None) -> list[str]:
+    return sorted(str(n["id"]) for n in (provision or {}).get("nodes") or [] if n.get("id"))
+
+
+def cluster_done(state: StateDir, servers: list[str]) -> tuple[bool, str]:
+    """Whether the cluster step can be skipped, and why (or why not)."""
+    if not state.path("kubeconfig").is_file():
+        return False, "no kubeconfig yet"
+    marker = state.read("cluster") or {}
+    if not marker.get("finished"):
+        return False, "ggctl cluster never finished"
+    recorded = (state.read(STATE_NAME) or {}).get("cluster_servers")
+    if recorded is not None and sorted(recorded) != servers:
+        return False, "the nodes were replaced since the cluster was made"
+    return True, f"cluster made {marker['finished']}"
+
+
+def build_done(state: StateDir, context_tag: str) -> tuple[bool, str]:
+    built = state.read("build") or {}
+    if built.get("context_tag", built.get("tag")) == context_tag and built.get("image"):
+        return True, f"{built['image']} already built"
+    return False, "new build context"
+
+
+def deploy_done(state: StateDir, strategy: str, image: str, namespace: str) -> tuple[bool, str]:
+    rec = state.read("deploy") or {}
+    if (rec.get("strategy"), rec.get("image"), rec.get("namespace", namespace)) == (
+            strategy, image, namespace):
+        return True, f"{strategy} with {image} already deployed"
+    return False, "not deployed yet" if not rec else f"deployed: {rec.get('strategy')} " \
+        f"with {rec.get('image')}"
+
+
+def service_url(provision: dict[str, Any] | None, node_port: int) -> str | None:
+    fip = (provision or {}).get("floating_ip")
+    return f"http://{fip}:{node_port}/" if fip else None
+
+
+# --------------------------------------------------------------------------- API access
+
+
+def kubeconfig_server(path: Path) -> str | None:
+    """The server of the kubeconfig's current context (else its first cluster)."""
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    clusters = {c.get("name"): c.get("cluster") or {} for c in config.get("clusters") or []}
+    contexts = {c.get("name"): c.get("context") or {} for c in config.get("contexts") or []}
+    current = contexts.get(config.get("current-context")) or {}
+    chosen = clusters.get(current.get("cluster")) or next(iter(clusters.values()), {})
+    return chosen.get("server")
+
+
+@contextlib.contextmanager
+def api_access(settings: Any, state: StateDir, inventory: Path | None) -> Iterator[None]:
+    """The SSH tunnel to the API server via node-0, while the block runs, when the kubeconfig
+    is ours (https://127.0.0.1:<tunnel port>) and nothing already listens on that port."""
+    from ggctl.cluster import api_tunnel, control_plane_ssh, port_free
+
+    kubeconfig = settings.deploy.kubeconfig or state.path("kubeconfig")
+    port = settings.cluster.tunnel_port
+    ours = kubeconfig_server(Path(kubeconfig)) == f"https://127.0.0.1:{port}"
+    if not ours or not port_free(port) or inventory is None or not inventory.is_file():
+        yield
+        return
+    with api_tunnel(control_plane_ssh(inventory), port):
+        yield
+
+
+# --------------------------------------------------------------------------- up
+
+
+def _timed(result: UpResult, name: str, on_step: Callable[[Step], None] | None) -> Any:
+    @contextlib.contextmanager
+    def run() -> Iterator[Step]:
+        step = result.step(name)
+        start = time.monotonic()
+        try:
+            yield step
+        except BaseException:
+            step.status = "failed"
+            raise
+        finally:
+            step.seconds = time.monotonic() - start
+            if on_step is not None:
+                on_step(step)
+    return run()
+
+
+def _inventory(state: StateDir, provision: dict[str, Any] | None) -> Path | None:
+    """The inventory `ggctl reserve` wrote (it names it in provision.json)."""
+    named = (provision or {}).get("inventory")
+    for candidate in (Path(named) if named else None, state.path("inventory.yaml"),
+                      state.path("inventory.yml")):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
+
+
+def run_up(settings: Any, *, model: Path | None = None, console: Any,
+           on_step: Callable[[Step], None] | None = None) -> UpResult:
+    """reserve → cluster → build → deploy for the settings, skipping what is done."""
+    from ggctl.build import image_name, prepare, run_build
+    from ggctl.cluster import run_from_settings
+    from ggctl.manifests.deploy import run_deploy
+    from ggctl.manifests.strategy import get_strategy
+    from ggctl.provision.reserve import reserve
+    from ggctl.provision.show import print_plan
+
+    state = StateDir(settings.state_dir)
+    state.ensure()
+    strategy = get_strategy(settings.deploy.strategy)
+    result = UpResult(strategy=strategy.name)
+    # Check the model before anything costs money or time.
+    plan = prepare(settings, model)
+
+    with _timed(result, "reserve", on_step) as step:
+        reserved = reserve(settings, dry_run=False, console=console)
+        provision = reserved.state or {}
+        if reserved.actions:
+            print_plan(console, reserved.actions, title="reserve")
+            step.status, step.detail = "ran", f"{len(reserved.actions)} action(s)"
+        else:
+            step.status, step.detail = "skipped", "everything exists"
+        if not provision.get("floating_ip"):
+            raise GgctlError("reserve left node-0 without a floating IP",
+                             hint="run `ggctl status`, then `ggctl up` again")
+    servers = server_ids(provision)
+    inventory = _inventory(state, provision)
+
+    with _timed(result, "cluster", on_step) as step:
+        done, why = cluster_done(state, servers)
+        if done:
+            step.status, step.detail = "skipped", why
+        else:
+            ran = run_from_settings(settings, playbook="cluster", inventory=inventory,
+                                    console=console)
+            step.status, step.detail = "ran", f"{why}; log {ran.log_path}"
+        _remember(state, cluster_servers=servers)
+    cluster_ran = result.step("cluster").status == "ran"
+
+    with _timed(result, "build", on_step) as step:
+        done, why = build_done(state, plan.context.tag)
+        if done and not cluster_ran and plan.image == image_name(plan.context.tag):
+            step.status, step.detail = "skipped", why
+            image = str((state.read("build") or {})["image"])
+        else:
+            built = run_build(settings, plan=plan, console=console)
+            image = built.outcome.image
+            step.status = "ran"
+            step.detail = (f"pushed {image} ({built.outcome.sent_bytes / 1e6:.1f} MB sent)"
+                           if built.outcome.pushed else f"{image} already in the registry")
+    result.image = image
+
+    deploy_settings = settings.model_copy(update={"deploy": settings.deploy.model_copy(
+        update={"image": image, "strategy": strategy.name})})
+    with _timed(result, "deploy", on_step) as step:
+        done, why = deploy_done(state, strategy.name, image, settings.deploy.namespace)
+        if done and not cluster_ran:
+            step.status, step.detail = "skipped", why
+        else:
+            with api_access(deploy_settings, state, inventory):
+                deployed = run_deploy(deploy_settings, console=console)
+            changed = sum(c.action != "unchanged" for c in deployed.changes)
+            step.status = "ran"
+            step.detail = f"{strategy.name}: {changed} object(s) changed, " \
+                          f"rollout {deployed.rollout_s:.0f} s"
+
+    result.url = service_url(provision, strategy.node_port)
+    _remember(state, strategy=strategy.name, image=image, url=result.url,
+              finished=datetime.now(UTC).isoformat(timespec="seconds"),
+              steps={s.name: {"status": s.status, "seconds": round(s.seconds, 2)}
+                     for s in result.steps})
+    return result
+
+
+def _remember(state: StateDir, **values: Any) -> None:
+    state.write(STATE_NAME, {**(state.read(STATE_NAME) or {}), **values})
+
+
+def steps_table(result: UpResult) -> Any:
+    from rich.table import Table
+
+    total = sum(s.seconds for s in result.steps)
+    table = Table(title=f"ggctl up: {result.strategy} in {total:.0f} s", title_justify="left")
+    for col in ("step", "result", "time", "detail"):
+        table.add_column(col, justify="right" if col == "time" else "left")
+    style = {"ran": "green", "skipped": "dim", "failed": "red", "pending": "yellow"}
+    for s in result.steps:
+        took = f"{s.seconds:.1f} s" if s.status != "pending" else ""
+        table.add_row(s.name, f"[{style[s.status]}]{s.status}[/]", took, s.detail)
+    return table
+
+
+# --------------------------------------------------------------------------- down
+
+
+def forget_markers(state_dir: Path) -> list[str]:
+    """After a clean teardown: drop the records of the cluster, image and deployment that went
+    with the VMs, so that the next `up` does not skip steps on their account."""
+    state = StateDir(state_dir)
+    removed = []
+    for name in MARKERS:
+        path = state.path(name)
+        if path.exists():
+            path.unlink()
+            removed.append(name)
+    return removed
