@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 import yaml
 
 from ggctl.errors import GgctlError
+from ggctl.inventory.ansible import INVENTORY_FILE
 from ggctl.ports import free_port, port_free
 from ggctl.state import StateDir
 
@@ -118,7 +119,7 @@ class ClusterPlan:
 
 
 def default_inventory(state: StateDir) -> Path:
-    return state.path("inventory.yml")
+    return state.path(INVENTORY_FILE)
 
 
 def resolve_inventory(

@@ -119,7 +119,7 @@ class ClusterSettings(Section):
     are role variables: set them in extra_vars (see playbooks/group_vars/all/ggctl.yml)."""
 
     inventory: Path | None = Field(
-        None, description="Ansible inventory (default: <state dir>/inventory.yml from reserve)"
+        None, description="Ansible inventory (default: <state dir>/inventory.yaml from reserve)"
     )
     forks: int = Field(10, ge=1, le=100, description="hosts Ansible works on in parallel")
     tunnel_port: int = Field(

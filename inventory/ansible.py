@@ -12,6 +12,10 @@ SSH_USER = "cc"  # the default user of Chameleon's CC-Ubuntu images
 JUMP_HOST = "node-0"  # the only node with a floating IP
 
 
+# Where `ggctl reserve` writes it in the state dir and `ggctl cluster` looks for it.
+INVENTORY_FILE = "inventory.yaml"
+
+
 def proxy_jump(floating_ip: str) -> str:
     return f"-o ProxyJump={SSH_USER}@{floating_ip} -o StrictHostKeyChecking=accept-new"
 
@@ -44,7 +48,10 @@ def build_inventory(state: dict[str, Any]) -> dict[str, Any]:
     return {
         "all": {
             "vars": {"ansible_python_interpreter": "/usr/bin/python3",
-                     "floating_ip": fip},
+                     "floating_ip": fip,
+                     # Outside the experiment subnet's DHCP pool (provision/topology.py).
+                     **({"metallb_address_pool": state["lb_pool"]}
+                        if state.get("lb_pool") else {})},
             "hosts": hosts,
             "children": {
                 "k8s_cluster": {"children": {"kube_control_plane": {}, "kube_node": {}}},

@@ -47,9 +47,12 @@ def update_network(conn: Any, found: Found, spec: NetworkSpec) -> Found:
 
 def create_subnet(conn: Any, spec: NetworkSpec, network_id: str, marker: str) -> Found:
     """Create the IPv4 subnet; gateway_ip None means no gateway at all (experiment net)."""
+    pools = {}
+    if spec.dhcp_pool:
+        pools["allocation_pools"] = [{"start": spec.dhcp_pool[0], "end": spec.dhcp_pool[1]}]
     return _subnet(conn.network.create_subnet(
         name=spec.subnet_name, description=marker, network_id=network_id, ip_version=4,
-        cidr=spec.cidr, gateway_ip=spec.gateway_ip, is_dhcp_enabled=spec.enable_dhcp,
+        cidr=spec.cidr, gateway_ip=spec.gateway_ip, is_dhcp_enabled=spec.enable_dhcp, **pools,
     ))
 
 

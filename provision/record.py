@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from ggctl.inventory.ansible import INVENTORY_FILE
 from ggctl.provision.actual import KINDS, Actual
-from ggctl.provision.topology import PRIVATE, PUBLIC, Topology
+from ggctl.provision.topology import PRIVATE, PUBLIC, Topology, lb_pool
 from ggctl.state import StateDir
 
 STATE_NAME = "provision"
@@ -44,6 +45,7 @@ def to_state(top: Topology, actual: Actual, *, project: str = "", user: str = ""
             "id": lease.id, "name": lease.name, "status": lease.status, **lease.attrs},
         "floating_ip": fips[0].attrs.get("address") if fips else None,
         "nodes": node_addresses(top, actual),
+        "lb_pool": lb_pool(top.network(PRIVATE).cidr),
         "resources": {k: [{"id": f.id, "name": f.name, "status": f.status}
                           for f in actual.of(k)] for k in KINDS if actual.of(k)},
         "public_key": public_key,
@@ -63,7 +65,7 @@ def load(state: StateDir) -> dict[str, Any] | None:
 def forget(state: StateDir) -> list[str]:
     """Remove the provisioning state and the files made from it; returns what was removed."""
     removed = []
-    for name in (f"{STATE_NAME}.json", "inventory.yaml", "ssh_config"):
+    for name in (f"{STATE_NAME}.json", INVENTORY_FILE, "ssh_config"):
         p = state.path(name)
         if p.exists():
             p.unlink()

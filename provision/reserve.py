@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ggctl.inventory.ansible import write_inventory
+from ggctl.inventory.ansible import INVENTORY_FILE, write_inventory
 from ggctl.inventory.sshconfig import write_ssh_config
 from ggctl.provision import record
 from ggctl.provision.actual import Actual
@@ -51,7 +51,7 @@ def reserve(settings: Any, *, dry_run: bool, console: Console) -> ReserveResult:
         apply(ctx, actions, title="reserve")
     data = save(read_actual(s.cloud, s.top))
     if data.get("floating_ip"):
-        data["inventory"] = str(write_inventory(data, s.state.path("inventory.yaml")))
+        data["inventory"] = str(write_inventory(data, s.state.path(INVENTORY_FILE)))
         data["ssh_config"] = str(write_ssh_config(data, s.state.path("ssh_config")))
         record.save(s.state, data)
     return ReserveResult(actions, False, data)

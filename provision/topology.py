@@ -16,6 +16,9 @@ PUBLIC = "public"  # key of the network with a router to the outside (the course
 PRIVATE = "private"  # key of the experiment network (port security off, no gateway)
 OPEN_PORTS = (22, 32000)  # SSH and the service's NodePort; nothing else is open to the world
 FIRST_HOST = 10  # nodes at .10, .11, .12 on the experiment network, as in the course
+# The experiment net's top addresses are kept out of Neutron's DHCP pool and handed to the
+# cluster's LoadBalancer (MetalLB, roles/metallb) instead, so the two can never collide.
+LB_POOL = (240, 250)
 
 
 def marker(suffix: str) -> str:
@@ -58,6 +61,7 @@ class NetworkSpec:
     gateway_ip: str | None
     enable_dhcp: bool
     port_security: bool
+    dhcp_pool: tuple[str, str] | None = None  # None: Neutron's default (the whole subnet)
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,11 @@ class Topology:
         }
 
 
+def lb_pool(private_cidr: str) -> str:
+    """The LoadBalancer address range on the experiment network, as MetalLB writes it."""
+    return f"{host_address(private_cidr, LB_POOL[0])}-{host_address(private_cidr, LB_POOL[1])}"
+
+
 def host_address(cidr: str, index: int) -> str:
     """The address of host `index` in `cidr` (10 → 192.168.1.10)."""
     return str(ipaddress.ip_network(cidr)[index])
@@ -189,7 +198,8 @@ def build_topology(
         NetworkSpec(PUBLIC, f"ggctl-public-{suffix}", f"ggctl-public-subnet-{suffix}",
                     public_cidr, host_address(public_cidr, 1), True, True),
         NetworkSpec(PRIVATE, f"ggctl-private-{suffix}", f"ggctl-private-subnet-{suffix}",
-                    private_cidr, None, True, False),
+                    private_cidr, None, True, False,
+                    (host_address(private_cidr, 2), host_address(private_cidr, LB_POOL[0] - 1))),
     )
     ports: list[PortSpec] = []
     servers: list[ServerSpec] = []

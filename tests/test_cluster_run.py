@@ -55,7 +55,7 @@ def test_packaged_playbooks_and_roles_are_found():
 def test_missing_inventory_says_what_to_do(tmp_path):
     with pytest.raises(ClusterError) as exc:
         cluster.make_plan(StateDir(tmp_path))
-    assert "ggctl reserve" in exc.value.hint and str(tmp_path / "inventory.yml") in str(exc.value)
+    assert "ggctl reserve" in exc.value.hint and str(tmp_path / "inventory.yaml") in str(exc.value)
 
 
 def test_extra_vars_parse_as_yaml():

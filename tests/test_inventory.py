@@ -56,6 +56,25 @@ def test_real_ansible_inventory_accepts_it(tmp_path):
         assert hv[f"node-{i}"]["ansible_ssh_private_key_file"] == STATE["private_key"]
 
 
+def test_lb_pool_reaches_metallb_and_stays_out_of_dhcp(tmp_path):
+    from ggctl.provision.topology import PRIVATE, build_topology
+
+    top = build_topology("alice", "ssh-ed25519 AAAA test")
+    net = top.network(PRIVATE)
+    assert net.dhcp_pool == ("192.168.1.2", "192.168.1.239")
+    inv = build_inventory({**STATE, "lb_pool": "192.168.1.240-192.168.1.250"})
+    assert inv["all"]["vars"]["metallb_address_pool"] == "192.168.1.240-192.168.1.250"
+    assert "metallb_address_pool" not in build_inventory(STATE)["all"]["vars"]
+
+
+def test_cluster_reads_the_inventory_reserve_writes(tmp_path):
+    from ggctl.cluster import default_inventory
+    from ggctl.inventory.ansible import INVENTORY_FILE
+    from ggctl.state import StateDir
+
+    assert default_inventory(StateDir(tmp_path)) == tmp_path / INVENTORY_FILE
+
+
 def test_node0_is_not_its_own_jump_host():
     hosts = build_inventory(STATE)["all"]["hosts"]
     assert "ProxyJump" not in hosts["node-0"]["ansible_ssh_common_args"]

@@ -31,6 +31,10 @@ def test_reserve_status_teardown_leaves_nothing(fake_cloud, alice):
         "192.168.1.10", "192.168.1.11", "192.168.1.12"]
     assert {n["status"] for n in st["nodes"]} == {"ACTIVE"}
     assert (alice.state_dir / "inventory.yaml").exists()
+    # The experiment subnet's DHCP pool leaves the LoadBalancer range to MetalLB.
+    (priv,) = [s for s in fake_cloud.world.resources("subnets") if "private" in s["name"]]
+    assert priv["allocation_pools"] == [{"start": "192.168.1.2", "end": "192.168.1.239"}]
+    assert st["lb_pool"] == "192.168.1.240-192.168.1.250"
     assert (alice.state_dir / "ssh_config").exists()
     assert (alice.state_dir / "provision.json").stat().st_mode & 0o777 == 0o600
 
