@@ -6,8 +6,11 @@ then skips it exactly as it does after a real `ggctl cluster`."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,10 +18,12 @@ from build_helpers import install_fake_node
 from cloud_helpers import FAST, FULL, clean_os_env, held, make_key, mutations
 from conftest import make_linear_model
 
-from ggctl.buildctx import build_context
+from ggctl.buildctx import APP_DIR, build_context
 from ggctl.cli import main
+from ggctl.config import load_settings
+from ggctl.ports import free_port, port_free
 from ggctl.state import StateDir
-from ggctl.up import build_done, cluster_done, deploy_done, kubeconfig_server
+from ggctl.up import api_access, build_done, cluster_done, deploy_done, kubeconfig_server
 
 FOLLOWERS = ("cluster.json", "kubeconfig", "build.json", "deploy.json", "up.json")
 
@@ -186,3 +191,42 @@ def test_kubeconfig_server_follows_the_current_context(tmp_path):
         "contexts:\n- {name: x, context: {cluster: b, user: u}}\ncurrent-context: x\n")
     assert kubeconfig_server(path) == "https://127.0.0.1:16443"
     assert kubeconfig_server(tmp_path / "missing") is None
+
+
+TUNNEL_SSH = r"""
+import os, socket, sys
+spec = sys.argv[sys.argv.index("-L") + 1]
+with open(os.environ["FAKE_TUNNEL_LOG"], "a") as log:
+    log.write(" ".join(sys.argv[1:]) + "\n")
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(spec.split(":")[1]))); srv.listen()
+while True:
+    conn, _ = srv.accept(); conn.sendall(b"api"); conn.close()
+"""
+
+
+@pytest.mark.skipif(shutil.which("ansible-inventory", path=str(Path(sys.executable).parent))
+                    is None, reason="ansible-core not installed here")
+def test_deploy_goes_through_a_tunnel_only_for_our_kubeconfig(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text(f"#!{sys.executable}\n{TUNNEL_SSH}")
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_TUNNEL_LOG", str(tmp_path / "tunnel.log"))
+    port = free_port()
+    settings = load_settings(None, {"state_dir": tmp_path, "cluster": {"tunnel_port": port}})
+    inventory = APP_DIR.parent / "playbooks" / "inventory.example.yml"
+    kubeconfig = tmp_path / "kubeconfig"
+
+    kubeconfig.write_text(f"clusters:\n- name: c\n  cluster: {{server: 'https://10.1.1.1:{port}'}}\n")
+    with api_access(settings, StateDir(tmp_path), inventory):
+        assert port_free(port)  # not ours: no tunnel
+    assert not (tmp_path / "tunnel.log").exists()
+
+    kubeconfig.write_text(f"clusters:\n- name: c\n  cluster: {{server: 'https://127.0.0.1:{port}'}}\n")
+    with api_access(settings, StateDir(tmp_path), inventory), \
+            socket.create_connection(("127.0.0.1", port), 2) as conn:
+        assert conn.recv(8) == b"api"
+    assert port_free(port)  # closed with the block
+    assert f"127.0.0.1:{port}:127.0.0.1:6443" in (tmp_path / "tunnel.log").read_text()
