@@ -132,7 +132,7 @@ def remote_script(image: str, socket: str = BUILDKIT_SOCKET) -> str:
         "'(run: ggctl cluster registry)' >&2; exit 127; }",
         'd=$(mktemp -d -t ggctl-build.XXXXXX)',
         "trap 'rm -rf \"$d\"' EXIT",
-        'gzip -dc | tar -xf - -C "$d"',
+        'tar -xzf - -C "$d"',
         'cd "$d"',
         shlex.join(buildctl_argv(image, socket)),
     ])
