@@ -23,6 +23,7 @@ while args and args[0].startswith("-"):
 host = args.pop(0)
 with open(os.environ["FAKE_SSH_LOG"], "a") as log:
     log.write(host + "\n")
+os.environ["TMPDIR"] = os.environ["FAKE_REMOTE_TMP"]  # the "remote" side's own /tmp
 os.execvp("sh", ["sh", "-c", " ".join(args)])
 '''
 
@@ -112,7 +113,7 @@ def install_fake_node(root: Path, monkeypatch: Any) -> FakeNode:
     monkeypatch.setenv("FAKE_BUILDCTL_LOG", str(root / "buildctl.log"))
     monkeypatch.setenv("FAKE_CURL_LOG", str(root / "curl.log"))
     monkeypatch.setenv("FAKE_REGISTRY", str(node.registry))
-    monkeypatch.setenv("TMPDIR", str(node.tmp))  # where the remote script's mktemp goes
+    monkeypatch.setenv("FAKE_REMOTE_TMP", str(node.tmp))  # where the remote mktemp goes
     return node
 
 
