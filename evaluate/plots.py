@@ -75,6 +75,11 @@ def _stages(ax: Any, run: RunData, axis: _Axis) -> None:
         ax.axvline(x, color="0.6", linewidth=0.6, linestyle=":", zorder=0)
 
 
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
+
+
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
@@ -122,7 +127,7 @@ def plot_run(run: RunData, out_dir: Path, bucket_profile_s: float = BUCKET_PROFI
     ax.set_ylim(0, top + 1.5)  # room for the legend above the lines
     ax.yaxis.get_major_locator().set_params(integer=True)
     _stages(ax, run, axis)
-    ax.legend(loc="best", fontsize=8)
+    _legend(ax)
     files["replicas"] = _save(fig, out_dir / "replicas.png")
 
     fig, ax = _figure(_title(run, "CPU"), "cores", axis)
@@ -136,7 +141,7 @@ def plot_run(run: RunData, out_dir: Path, bucket_profile_s: float = BUCKET_PROFI
             ax.plot(x, y, linestyle=style, label=label, marker="." if style == "-" else None)
     ax.set_ylim(bottom=0)
     _stages(ax, run, axis)
-    ax.legend(loc="best", fontsize=8)
+    _legend(ax)
     files["cpu"] = _save(fig, out_dir / "cpu.png")
 
     fig, ax = _figure(_title(run, "memory"), "MiB", axis)
@@ -151,7 +156,7 @@ def plot_run(run: RunData, out_dir: Path, bucket_profile_s: float = BUCKET_PROFI
             ax.plot(x, y, linestyle=style, label=label, marker="." if style == "-" else None)
     ax.set_ylim(bottom=0)
     _stages(ax, run, axis)
-    ax.legend(loc="best", fontsize=8)
+    _legend(ax)
     files["memory"] = _save(fig, out_dir / "memory.png")
 
     fig, ax = _figure(_title(run, f"latency per {bucket_profile_s:g} s of profile time"),
@@ -165,7 +170,7 @@ def plot_run(run: RunData, out_dir: Path, bucket_profile_s: float = BUCKET_PROFI
                    label=f"mean of all successes {mean:,.0f} ms")
     ax.set_ylim(bottom=0)
     _stages(ax, run, axis)
-    ax.legend(loc="best", fontsize=8)
+    _legend(ax)
     files["latency"] = _save(fig, out_dir / "latency.png")
 
     fig, ax = _figure(_title(run, "throughput"), "requests / s (wall clock)", axis)
@@ -183,7 +188,7 @@ def plot_run(run: RunData, out_dir: Path, bucket_profile_s: float = BUCKET_PROFI
                   label="users")
         twin.set_ylabel("concurrent users", color="0.4")
         twin.set_ylim(bottom=0)
-    ax.legend(loc="best", fontsize=8)
+    _legend(ax)
     files["throughput"] = _save(fig, out_dir / "throughput.png")
     return files
 
@@ -270,7 +275,7 @@ def plot_runs(runs: Sequence[RunData], out_dir: Path,
             if longest > 0:
                 ax.set_xlim(0, axis([longest])[0])
         if drawn:
-            ax.legend(loc="best", fontsize=8)
+            _legend(ax)
         else:
             ax.text(0.5, 0.5, "no data in these runs", ha="center", va="center",
                     transform=ax.transAxes, color="0.4")

@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
 from ggctl.evaluate.profile import Profile
 from ggctl.evaluate.scoring import Scores
-from rich.table import Table
 
 RESULTS_JSON = "results.json"
 STAGES_CSV = "stages.csv"
