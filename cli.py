@@ -236,7 +236,11 @@ def deploy(ctx: Ctx, strategy: str | None, image: str | None, kubeconfig: Path |
                 (f"{o['kind']}", o["metadata"]["name"]) for o in p.objects
             ] + [("image", f"{p.image} ({p.image_source})"), ("namespace", p.namespace)]))
         return
-    result = run_deploy(settings, console=err_console)
+    from ggctl.cluster import api_access
+    from ggctl.state import StateDir
+
+    with api_access(settings, StateDir(settings.state_dir)):
+        result = run_deploy(settings, console=err_console)
     console.print(_kv_table(f"deployed in {result.namespace} ({result.rollout_s:.0f} s rollout)",
                             [(f"{c.kind} {c.name}", c.action) for c in result.changes]))
 

@@ -783,6 +783,43 @@ def api_tunnel(
                 proc.wait(5)
 
 
+# --------------------------------------------------------------------------- API access
+
+
+def kubeconfig_server(path: Path) -> str | None:
+    """The server of the kubeconfig's current context (else its first cluster)."""
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    clusters = {c.get("name"): c.get("cluster") or {} for c in config.get("clusters") or []}
+    contexts = {c.get("name"): c.get("context") or {} for c in config.get("contexts") or []}
+    current = contexts.get(config.get("current-context")) or {}
+    chosen = clusters.get(current.get("cluster")) or next(iter(clusters.values()), {})
+    return chosen.get("server")
+
+
+@contextlib.contextmanager
+def api_access(settings: Any, state: StateDir, inventory: Path | None = None) -> Iterator[None]:
+    """The SSH tunnel to the API server via node-0, while the block runs, when the kubeconfig
+    is ours (https://127.0.0.1:<tunnel port>) and nothing already listens on that port.
+
+    Any other kubeconfig (a kind or k3s cluster, a real endpoint) is used as it is.
+    """
+    if inventory is None:
+        inventory = settings.cluster.inventory or default_inventory(state)
+    kubeconfig = settings.deploy.kubeconfig or state.path("kubeconfig")
+    port = settings.cluster.tunnel_port
+    ours = kubeconfig_server(Path(kubeconfig)) == f"https://127.0.0.1:{port}"
+    if not ours or not port_free(port) or inventory is None or not inventory.is_file():
+        yield
+        return
+    with api_tunnel(control_plane_ssh(inventory), port):
+        yield
+
+
+
+
 def kubeconfig_path(state: StateDir) -> Path:
     path = state.path(KUBECONFIG)
     if not path.is_file():

@@ -28,8 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ggctl.cluster import api_access, kubeconfig_server  # noqa: F401 - used by up and its tests
 from ggctl.errors import GgctlError
 from ggctl.state import StateDir
 
@@ -100,38 +99,6 @@ def deploy_done(state: StateDir, strategy: str, image: str, namespace: str) -> t
 def service_url(provision: dict[str, Any] | None, node_port: int) -> str | None:
     fip = (provision or {}).get("floating_ip")
     return f"http://{fip}:{node_port}/" if fip else None
-
-
-# --------------------------------------------------------------------------- API access
-
-
-def kubeconfig_server(path: Path) -> str | None:
-    """The server of the kubeconfig's current context (else its first cluster)."""
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    clusters = {c.get("name"): c.get("cluster") or {} for c in config.get("clusters") or []}
-    contexts = {c.get("name"): c.get("context") or {} for c in config.get("contexts") or []}
-    current = contexts.get(config.get("current-context")) or {}
-    chosen = clusters.get(current.get("cluster")) or next(iter(clusters.values()), {})
-    return chosen.get("server")
-
-
-@contextlib.contextmanager
-def api_access(settings: Any, state: StateDir, inventory: Path | None) -> Iterator[None]:
-    """The SSH tunnel to the API server via node-0, while the block runs, when the kubeconfig
-    is ours (https://127.0.0.1:<tunnel port>) and nothing already listens on that port."""
-    from ggctl.cluster import api_tunnel, control_plane_ssh, port_free
-
-    kubeconfig = settings.deploy.kubeconfig or state.path("kubeconfig")
-    port = settings.cluster.tunnel_port
-    ours = kubeconfig_server(Path(kubeconfig)) == f"https://127.0.0.1:{port}"
-    if not ours or not port_free(port) or inventory is None or not inventory.is_file():
-        yield
-        return
-    with api_tunnel(control_plane_ssh(inventory), port):
-        yield
 
 
 # --------------------------------------------------------------------------- up

@@ -104,7 +104,7 @@ def test_the_command_ggctl_cluster_runs(tmp_path):
         "node_prep,containerd",
         "--forks",
         "7",
-        str(ROOT / "playbooks" / "cluster.yml"),
+        str(cluster.playbook_path("cluster.yml")),
     ]
     # Extra-vars (secrets included) travel in a 0600 file, never on the command line.
     assert "s3cret" not in " ".join(cmd)
@@ -115,7 +115,9 @@ def test_the_command_ggctl_cluster_runs(tmp_path):
         "cluster_kubeconfig_fetch_dest": str(state.path("cluster", "admin.conf.fetched")),
     }
     env = cluster.runner_kwargs(plan, data_dir)["envvars"]
-    assert env["ANSIBLE_ROLES_PATH"] == str(ROOT / "roles")
+    # The roles shipped inside the installed package (the repo root when installed editable).
+    assert env["ANSIBLE_ROLES_PATH"] == str(cluster.ansible_root() / "roles")
+    assert (Path(env["ANSIBLE_ROLES_PATH"]) / "containerd" / "tasks" / "main.yml").is_file()
     assert env["PATH"].split(os.pathsep)[0] == str(BIN)
     assert env["ANSIBLE_PIPELINING"] == "True"
 

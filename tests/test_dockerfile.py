@@ -205,7 +205,9 @@ def test_app_does_not_import_ggctl(image_root: Path) -> None:
             "assert app.__file__.startswith(sys.argv[1]), app.__file__\n"
             "print(sorted(m for m in sys.modules if m.startswith('ggctl')))")
     r = subprocess.run([sys.executable, "-c", code, str(image_root)], cwd=image_root,
-                       env={**os.environ, "PYTHONPATH": str(image_root)},
+                       # As in the image: no bytecode written into the shared /srv copy.
+                       env={**os.environ, "PYTHONPATH": str(image_root),
+                            "PYTHONDONTWRITEBYTECODE": "1"},
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "['ggctl']"  # only the blocker we planted
