@@ -104,7 +104,7 @@ def test_the_command_ggctl_cluster_runs(tmp_path):
         "node_prep,containerd",
         "--forks",
         "7",
-        str(cluster.playbook_path("cluster.yml")),
+        str(cluster.playbook_path("cluster")),
     ]
     # Extra-vars (secrets included) travel in a 0600 file, never on the command line.
     assert "s3cret" not in " ".join(cmd)
