@@ -514,7 +514,8 @@ class RichProgress:
         by_status: dict[str, list[str]] = {}
         for host, status in task.hosts.items():
             by_status.setdefault(status, []).append(host)
-        parts = [f"{self.SYMBOL.get(s, s)} {', '.join(h)}" for s, h in by_status.items()]
+        # Hosts finish in any order; sorted, the same run always reads the same.
+        parts = [f"{self.SYMBOL.get(s, s)} {', '.join(sorted(h))}" for s, h in by_status.items()]
         self.console.print(
             f"  {role}{task.name}  {'; '.join(parts)} [dim]{task.seconds:.1f} s[/]", highlight=False
         )

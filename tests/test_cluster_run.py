@@ -246,7 +246,7 @@ def test_progress_display_from_real_runner_events(tiny):
     assert not model.ok()
     # What the user saw: plays, changed and failed tasks with hosts.
     assert "▶ Tiny play" in shown
-    assert "Change something  changed good, bad" in shown
+    assert "Change something  changed bad, good" in shown
     assert "FAILED bad" in shown
     tables = io.StringIO()
     Console(file=tables, width=140).print(*summary_tables(model))
