@@ -283,9 +283,14 @@ def evaluate(ctx: Ctx, url: str | None, profile: str, speed: float, duration: fl
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
         console.print(f"[dim]files and plots in {r.run_dir}[/]", highlight=False)
 
-    run_evaluation(settings, url=url, profile=profile, speed=speed, duration=duration,
-                   namespace=namespace, data=data, model=model, json_path=json_path,
-                   console=err_console, on_result=show)
+    from ggctl.cluster import api_access
+    from ggctl.state import StateDir
+
+    # The sampler reaches ggctl's own cluster through the SSH tunnel, as deploy does.
+    with api_access(settings, StateDir(settings.state_dir)):
+        run_evaluation(settings, url=url, profile=profile, speed=speed, duration=duration,
+                       namespace=namespace, data=data, model=model, json_path=json_path,
+                       console=err_console, on_result=show)
 
 
 @cli.command()
