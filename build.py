@@ -57,9 +57,10 @@ def check_tag(tag: str) -> str:
     import re
 
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
-        raise GgctlError(f"{tag!r} is not a valid image tag",
-                         hint="letters, digits, '_', '.' and '-', at most 128, not starting "
-                              "with '.' or '-'")
+        raise GgctlError(
+            f"{tag!r} is not a valid image tag",
+            hint="letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'",
+        )
     return tag
 
 
@@ -97,8 +98,9 @@ class BuildPlan:
     explicit_tag: bool
 
 
-def prepare(settings: Any, model: Path | None = None, tag: str | None = None, *,
-            dry_run: bool = False) -> BuildPlan:
+def prepare(
+    settings: Any, model: Path | None = None, tag: str | None = None, *, dry_run: bool = False
+) -> BuildPlan:
     """The model (checked to be servable), its context, and the image it becomes."""
     from ggctl.serving import check_model
 
@@ -115,27 +117,37 @@ def prepare(settings: Any, model: Path | None = None, tag: str | None = None, *,
 def buildctl_argv(image: str, socket: str = BUILDKIT_SOCKET) -> list[str]:
     """`buildctl build` for the unpacked tar in the current folder (context/, dockerfile/)."""
     return [
-        "buildctl", "--addr", f"unix://{socket}", "build",
-        "--progress", "plain",
-        "--frontend", "dockerfile.v0",
-        "--local", f"context={CONTEXT}",
-        "--local", f"dockerfile={DOCKERFILE}",
-        "--output", f"type=image,name={image},push=true,registry.insecure=true",
+        "buildctl",
+        "--addr",
+        f"unix://{socket}",
+        "build",
+        "--progress",
+        "plain",
+        "--frontend",
+        "dockerfile.v0",
+        "--local",
+        f"context={CONTEXT}",
+        "--local",
+        f"dockerfile={DOCKERFILE}",
+        "--output",
+        f"type=image,name={image},push=true,registry.insecure=true",
     ]
 
 
 def remote_script(image: str, socket: str = BUILDKIT_SOCKET) -> str:
     """The shell script run on node-0: tar.gz on stdin → temporary folder → buildctl build."""
-    return "\n".join([
-        "set -eu",
-        "command -v buildctl >/dev/null || { echo 'buildctl is not installed on this node' "
-        "'(run: ggctl cluster registry)' >&2; exit 127; }",
-        'd=$(mktemp -d -t ggctl-build.XXXXXX)',
-        "trap 'rm -rf \"$d\"' EXIT",
-        'tar -xzf - -C "$d"',
-        'cd "$d"',
-        shlex.join(buildctl_argv(image, socket)),
-    ])
+    return "\n".join(
+        [
+            "set -eu",
+            "command -v buildctl >/dev/null || { echo 'buildctl is not installed on this node' "
+            "'(run: ggctl cluster registry)' >&2; exit 127; }",
+            "d=$(mktemp -d -t ggctl-build.XXXXXX)",
+            "trap 'rm -rf \"$d\"' EXIT",
+            'tar -xzf - -C "$d"',
+            'cd "$d"',
+            shlex.join(buildctl_argv(image, socket)),
+        ]
+    )
 
 
 def remote_command(script: str) -> str:
@@ -169,20 +181,25 @@ def registry_has(target: list[str], tag: str, timeout: float = 60.0) -> bool:
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BuildError(f"no answer from {target[-1]} in {timeout:.0f} s",
-                         hint="check that `ggctl ssh node-0 -- true` works") from None
+        raise BuildError(
+            f"no answer from {target[-1]} in {timeout:.0f} s",
+            hint="check that `ggctl ssh node-0 -- true` works",
+        ) from None
     code = r.stdout.strip()[-3:]
     if code == "200":
         return True
     if code == "404":
         return False
     if r.returncode == 255:
-        raise BuildError(f"cannot ssh to {target[-1]}: {r.stderr.strip() or 'no message'}",
-                         hint="check `ggctl status` and `ggctl ssh node-0 -- true`")
+        raise BuildError(
+            f"cannot ssh to {target[-1]}: {r.stderr.strip() or 'no message'}",
+            hint="check `ggctl status` and `ggctl ssh node-0 -- true`",
+        )
     raise BuildError(
         f"the registry {REGISTRY} did not answer from {target[-1]} "
         f"(HTTP {code or '-'}): {r.stderr.strip() or 'no message'}",
-        hint="run `ggctl cluster registry` to (re)install it")
+        hint="run `ggctl cluster registry` to (re)install it",
+    )
 
 
 @dataclass
@@ -207,9 +224,15 @@ class _CountingWriter:
         self.fh.flush()
 
 
-def remote_build(ctx: BuildContext, target: list[str], *, image: str | None = None,
-                 force: bool = False, console: Any = None,
-                 socket: str = BUILDKIT_SOCKET) -> BuildOutcome:
+def remote_build(
+    ctx: BuildContext,
+    target: list[str],
+    *,
+    image: str | None = None,
+    force: bool = False,
+    console: Any = None,
+    socket: str = BUILDKIT_SOCKET,
+) -> BuildOutcome:
     """Build `ctx` on the ssh `target` and push it, unless the registry already has the tag."""
     image = image or image_name(ctx.tag)
     tag = image.rsplit(":", 1)[1]
@@ -217,8 +240,9 @@ def remote_build(ctx: BuildContext, target: list[str], *, image: str | None = No
     if not force and registry_has(target, tag):
         return BuildOutcome(image, tag, pushed=False, seconds=time.monotonic() - start)
     cmd = [*target, remote_command(remote_script(image, socket))]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     reader = threading.Thread(target=_relay, args=(proc.stdout, tail, console), daemon=True)
     reader.start()
@@ -238,10 +262,13 @@ def remote_build(ctx: BuildContext, target: list[str], *, image: str | None = No
     if rc != 0 or broken:
         output = "\n".join(tail) or "no output"
         where = "ssh" if rc == 255 else "the build on " + target[-1]
-        raise BuildError(f"{where} failed (exit {rc}):\n{output}",
-                         hint="fix and rerun `ggctl build`: BuildKit keeps its cache")
-    return BuildOutcome(image, tag, pushed=True, seconds=time.monotonic() - start,
-                        sent_bytes=sent.count)
+        raise BuildError(
+            f"{where} failed (exit {rc}):\n{output}",
+            hint="fix and rerun `ggctl build`: BuildKit keeps its cache",
+        )
+    return BuildOutcome(
+        image, tag, pushed=True, seconds=time.monotonic() - start, sent_bytes=sent.count
+    )
 
 
 def _relay(stream: Any, tail: deque[str], console: Any) -> None:
@@ -263,8 +290,9 @@ class BuildResult:
     record: dict[str, Any]
 
 
-def record_for(plan: BuildPlan, outcome: BuildOutcome,
-               previous: dict[str, Any] | None) -> dict[str, Any]:
+def record_for(
+    plan: BuildPlan, outcome: BuildOutcome, previous: dict[str, Any] | None
+) -> dict[str, Any]:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     kept = (previous or {}).get("built_at") if (previous or {}).get("image") == plan.image else None
     return {
@@ -280,18 +308,31 @@ def record_for(plan: BuildPlan, outcome: BuildOutcome,
     }
 
 
-def run_build(settings: Any, *, model: Path | None = None, tag: str | None = None,
-              console: Any = None, plan: BuildPlan | None = None) -> BuildResult:
+def run_build(
+    settings: Any,
+    *,
+    model: Path | None = None,
+    tag: str | None = None,
+    console: Any = None,
+    plan: BuildPlan | None = None,
+) -> BuildResult:
     """Build and push the image for the settings; write <state>/build.json."""
     plan = plan or prepare(settings, model, tag)
     state = StateDir(settings.state_dir)
     target = ssh_target(state.root)
     if console is not None and not settings.quiet:
-        console.print(f"[bold]ggctl build[/] {plan.image}: {len(plan.context.files)} files, "
-                      f"{plan.context.size / 1e6:.1f} MB, model {plan.context.model.name}",
-                      highlight=False)
-    outcome = remote_build(plan.context, target, image=plan.image, force=plan.explicit_tag,
-                           console=None if settings.quiet else console)
+        console.print(
+            f"[bold]ggctl build[/] {plan.image}: {len(plan.context.files)} files, "
+            f"{plan.context.size / 1e6:.1f} MB, model {plan.context.model.name}",
+            highlight=False,
+        )
+    outcome = remote_build(
+        plan.context,
+        target,
+        image=plan.image,
+        force=plan.explicit_tag,
+        console=None if settings.quiet else console,
+    )
     record = record_for(plan, outcome, state.read(STATE_NAME))
     state.write(STATE_NAME, record)
     return BuildResult(plan, outcome, record)

@@ -73,7 +73,7 @@ def _to_regex(pattern: str) -> re.Pattern[str]:
             if end < 0:
                 out.append(re.escape(c))
             else:
-                body = pattern[i + 1:end]
+                body = pattern[i + 1 : end]
                 if body.startswith("^"):
                     body = "!" + body[1:]
                 out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
@@ -162,7 +162,7 @@ class BuildContext:
     def context_names(self) -> list[str]:
         """Names as the Dockerfile's COPY lines see them (relative to the context root)."""
         prefix = CONTEXT + "/"
-        return [f.name[len(prefix):] for f in self.files if f.name.startswith(prefix)]
+        return [f.name[len(prefix) :] for f in self.files if f.name.startswith(prefix)]
 
     def write_tar(self, out: IO[bytes]) -> None:
         """The deterministic, uncompressed tar of the files, written to `out`."""
@@ -180,8 +180,7 @@ class BuildContext:
 
     def write_tar_gz(self, out: IO[bytes], level: int = 1) -> None:
         """The same tar through gzip with no time stamp and no file name (what travels)."""
-        with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0,
-                           compresslevel=level) as gz:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=level) as gz:
             self.write_tar(gz)  # type: ignore[arg-type]
 
     def tar_bytes(self) -> bytes:
@@ -227,8 +226,10 @@ class _Exact:
         data = self.fh.read(self.left if n < 0 else min(n, self.left))
         self.left -= len(data)
         if n != 0 and not data and self.left > 0:
-            raise GgctlError(f"{self.path} changed while it was being sent",
-                             hint="rerun `ggctl build` once the file is stable")
+            raise GgctlError(
+                f"{self.path} changed while it was being sent",
+                hint="rerun `ggctl build` once the file is stable",
+            )
         return data
 
 
@@ -264,8 +265,9 @@ def build_context(model_path: Path | str, app_dir: Path | None = None) -> BuildC
     if not (app / "Dockerfile").is_file():
         raise GgctlError(f"no Dockerfile in {app}", hint="reinstall ggctl")
     if not model.is_file():
-        raise GgctlError(f"model file {model} does not exist",
-                         hint="pass --model with an ONNX image classifier")
+        raise GgctlError(
+            f"model file {model} does not exist", hint="pass --model with an ONNX image classifier"
+        )
     ignore = DockerIgnore.read(app / ".dockerignore")
     files: dict[str, ContextFile] = {}
     excluded: list[str] = []

@@ -819,8 +819,6 @@ def api_access(settings: Any, state: StateDir, inventory: Path | None = None) ->
         yield
 
 
-
-
 def kubeconfig_path(state: StateDir) -> Path:
     path = state.path(KUBECONFIG)
     if not path.is_file():

@@ -94,11 +94,26 @@ class LocalServer:
         self.url = f"http://{LOOPBACK}:{port}"
         self.log_path = log_path
         self.cmd = [
-            sys.executable, "-m", "ggctl", "serve",
-            "--model", str(model), "--host", LOOPBACK, "--port", str(port),
-            "--workers", str(serve.workers), "--threads", str(serve.threads),
-            "--ort-threads", str(serve.ort_threads), "--max-inflight", str(serve.max_inflight),
-            "--max-upload-mb", str(serve.max_upload_mb),
+            sys.executable,
+            "-m",
+            "ggctl",
+            "serve",
+            "--model",
+            str(model),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--workers",
+            str(serve.workers),
+            "--threads",
+            str(serve.threads),
+            "--ort-threads",
+            str(serve.ort_threads),
+            "--max-inflight",
+            str(serve.max_inflight),
+            "--max-upload-mb",
+            str(serve.max_upload_mb),
         ]
         # Settings without a flag reach the child through its environment, which outranks
         # any config file it would read.
@@ -116,8 +131,12 @@ class LocalServer:
         with self.log_path.open("wb") as log:
             # Own session: Ctrl-C reaches only ggctl, which then stops the server in order.
             self.proc = subprocess.Popen(
-                self.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.env, start_new_session=True,
+                self.cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         return self
@@ -211,13 +230,17 @@ def run_demo(
         from ggctl.serving import default_model
 
         if not quiet:
-            console.print("[dim]preparing the built-in demo model (untrained: its answers "
-                          "are meaningless, its cost is MobileNetV2's)…[/]")
+            console.print(
+                "[dim]preparing the built-in demo model (untrained: its answers "
+                "are meaningless, its cost is MobileNetV2's)…[/]"
+            )
         model = default_model(settings)
     model = Path(model).expanduser()
     if not model.is_file():
-        raise DemoError(f"model {model} does not exist",
-                        hint="Give an ONNX file with --model, or leave it out for the demo model.")
+        raise DemoError(
+            f"model {model} does not exist",
+            hint="Give an ONNX file with --model, or leave it out for the demo model.",
+        )
 
     server = LocalServer(settings, model, free_port(), run_dir / SERVER_LOG)
     monitor: Monitor | None = None
@@ -241,13 +264,22 @@ def run_demo(
                 if monitor is not None and not monitor.started:
                     monitor.start()
                 rate = p.requests / p.elapsed_s if p.elapsed_s > 0 else 0.0
-                bar.update(task, completed=min(p.elapsed_s, p.total_s), info=(
-                    f"stage {p.stage + 1}/{p.stages} · {p.users} users · {p.requests:,} req "
-                    f"· {rate:,.0f}/s · {p.failures:,} failed"
-                ))
+                bar.update(
+                    task,
+                    completed=min(p.elapsed_s, p.total_s),
+                    info=(
+                        f"stage {p.stage + 1}/{p.stages} · {p.users} users · {p.requests:,} req "
+                        f"· {rate:,.0f}/s · {p.failures:,} failed"
+                    ),
+                )
 
-            load = run_load(server.url, profile, run_dir, on_progress=on_progress,
-                            request_timeout_s=float(settings.serve.timeout))
+            load = run_load(
+                server.url,
+                profile,
+                run_dir,
+                on_progress=on_progress,
+                request_timeout_s=float(settings.serve.timeout),
+            )
             bar.update(task, completed=profile.total_duration_s)
         samples = monitor.stop()
         requests_log = read_request_log(load.requests_csv)

@@ -12,9 +12,3 @@ class GgctlError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
-
-
-class NotYetAvailable(GgctlError):
-    """A command of the journey that a later release fills in."""
-
-    exit_code = 2

@@ -90,10 +90,17 @@ def build_done(state: StateDir, context_tag: str) -> tuple[bool, str]:
 def deploy_done(state: StateDir, strategy: str, image: str, namespace: str) -> tuple[bool, str]:
     rec = state.read("deploy") or {}
     if (rec.get("strategy"), rec.get("image"), rec.get("namespace", namespace)) == (
-            strategy, image, namespace):
+        strategy,
+        image,
+        namespace,
+    ):
         return True, f"{strategy} with {image} already deployed"
-    return False, "not deployed yet" if not rec else f"deployed: {rec.get('strategy')} " \
-        f"with {rec.get('image')}"
+    return (
+        False,
+        "not deployed yet"
+        if not rec
+        else f"deployed: {rec.get('strategy')} with {rec.get('image')}",
+    )
 
 
 def service_url(provision: dict[str, Any] | None, node_port: int) -> str | None:
@@ -118,21 +125,30 @@ def _timed(result: UpResult, name: str, on_step: Callable[[Step], None] | None) 
             step.seconds = time.monotonic() - start
             if on_step is not None:
                 on_step(step)
+
     return run()
 
 
 def _inventory(state: StateDir, provision: dict[str, Any] | None) -> Path | None:
     """The inventory `ggctl reserve` wrote (it names it in provision.json)."""
     named = (provision or {}).get("inventory")
-    for candidate in (Path(named) if named else None, state.path("inventory.yaml"),
-                      state.path("inventory.yml")):
+    for candidate in (
+        Path(named) if named else None,
+        state.path("inventory.yaml"),
+        state.path("inventory.yml"),
+    ):
         if candidate is not None and candidate.is_file():
             return candidate
     return None
 
 
-def run_up(settings: Any, *, model: Path | None = None, console: Any,
-           on_step: Callable[[Step], None] | None = None) -> UpResult:
+def run_up(
+    settings: Any,
+    *,
+    model: Path | None = None,
+    console: Any,
+    on_step: Callable[[Step], None] | None = None,
+) -> UpResult:
     """reserve → cluster → build → deploy for the settings, skipping what is done."""
     from ggctl.build import image_name, prepare, run_build
     from ggctl.cluster import run_from_settings
@@ -157,8 +173,10 @@ def run_up(settings: Any, *, model: Path | None = None, console: Any,
         else:
             step.status, step.detail = "skipped", "everything exists"
         if not provision.get("floating_ip"):
-            raise GgctlError("reserve left node-0 without a floating IP",
-                             hint="run `ggctl status`, then `ggctl up` again")
+            raise GgctlError(
+                "reserve left node-0 without a floating IP",
+                hint="run `ggctl status`, then `ggctl up` again",
+            )
     servers = server_ids(provision)
     inventory = _inventory(state, provision)
 
@@ -167,8 +185,9 @@ def run_up(settings: Any, *, model: Path | None = None, console: Any,
         if done:
             step.status, step.detail = "skipped", why
         else:
-            ran = run_from_settings(settings, playbook="cluster", inventory=inventory,
-                                    console=console)
+            ran = run_from_settings(
+                settings, playbook="cluster", inventory=inventory, console=console
+            )
             step.status, step.detail = "ran", f"{why}; log {ran.log_path}"
         _remember(state, cluster_servers=servers)
     cluster_ran = result.step("cluster").status == "ran"
@@ -182,12 +201,18 @@ def run_up(settings: Any, *, model: Path | None = None, console: Any,
             built = run_build(settings, plan=plan, console=console)
             image = built.outcome.image
             step.status = "ran"
-            step.detail = (f"pushed {image} ({built.outcome.sent_bytes / 1e6:.1f} MB sent)"
-                           if built.outcome.pushed else f"{image} already in the registry")
+            step.detail = (
+                f"pushed {image} ({built.outcome.sent_bytes / 1e6:.1f} MB sent)"
+                if built.outcome.pushed
+                else f"{image} already in the registry"
+            )
     result.image = image
 
-    deploy_settings = settings.model_copy(update={"deploy": settings.deploy.model_copy(
-        update={"image": image, "strategy": strategy.name})})
+    deploy_settings = settings.model_copy(
+        update={
+            "deploy": settings.deploy.model_copy(update={"image": image, "strategy": strategy.name})
+        }
+    )
     with _timed(result, "deploy", on_step) as step:
         done, why = deploy_done(state, strategy.name, image, settings.deploy.namespace)
         if done and not cluster_ran:
@@ -197,14 +222,19 @@ def run_up(settings: Any, *, model: Path | None = None, console: Any,
                 deployed = run_deploy(deploy_settings, console=console)
             changed = sum(c.action != "unchanged" for c in deployed.changes)
             step.status = "ran"
-            step.detail = f"{strategy.name}: {changed} object(s) changed, " \
-                          f"rollout {deployed.rollout_s:.0f} s"
+            step.detail = (
+                f"{strategy.name}: {changed} object(s) changed, rollout {deployed.rollout_s:.0f} s"
+            )
 
     result.url = service_url(provision, strategy.node_port)
-    _remember(state, strategy=strategy.name, image=image, url=result.url,
-              finished=datetime.now(UTC).isoformat(timespec="seconds"),
-              steps={s.name: {"status": s.status, "seconds": round(s.seconds, 2)}
-                     for s in result.steps})
+    _remember(
+        state,
+        strategy=strategy.name,
+        image=image,
+        url=result.url,
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        steps={s.name: {"status": s.status, "seconds": round(s.seconds, 2)} for s in result.steps},
+    )
     return result
 
 

@@ -295,8 +295,9 @@ def ceiling_worker(cfg: dict[str, Any]) -> dict[str, Any]:
 
         cpu0 = os.times()
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=worker, args=(i, ends[i]), daemon=True)
-                   for i in range(nthreads)]
+        threads = [
+            threading.Thread(target=worker, args=(i, ends[i]), daemon=True) for i in range(nthreads)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -304,12 +305,17 @@ def ceiling_worker(cfg: dict[str, Any]) -> dict[str, Any]:
         cpu1 = os.times()
         n = sum(len(e) for e in ends)
         last = max((e[-1] for e in ends if e), default=t0 + 1e-9)
-        print(json.dumps({
-            "images": n,
-            "window_s": round(last - t0, 3),
-            "ips": round(n / max(last - t0, 1e-9), 2),
-            "cpu_s": round((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system), 3),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "images": n,
+                    "window_s": round(last - t0, 3),
+                    "ips": round(n / max(last - t0, 1e-9), 2),
+                    "cpu_s": round((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system), 3),
+                }
+            ),
+            flush=True,
+        )
     return {"done": True}
 
 
@@ -369,10 +375,15 @@ def http_get_status(port: int, path: str, timeout: float = 2.0) -> int | None:
         conn.close()
 
 
-def run_child(mode: str, cfg: dict[str, Any], cpus: list[int] | None, timeout: float
-              ) -> dict[str, Any]:
-    proc = _spawn(_pin(cpus) + _script_cmd(mode, cfg), stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE, text=True)
+def run_child(
+    mode: str, cfg: dict[str, Any], cpus: list[int] | None, timeout: float
+) -> dict[str, Any]:
+    proc = _spawn(
+        _pin(cpus) + _script_cmd(mode, cfg),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -390,15 +401,25 @@ class Ceiling:
     like the server, started together; kept alive so that rounds can interleave with load."""
 
     def __init__(self, model: Path, layout: Layout, cpus: list[int] | None):
-        self.cfg = {"model": str(model), "threads": layout.threads, "ort": layout.ort,
-                    "inflight": layout.inflight, "max_images_per_thread": 100_000}
+        self.cfg = {
+            "model": str(model),
+            "threads": layout.threads,
+            "ort": layout.ort,
+            "inflight": layout.inflight,
+            "max_images_per_thread": 100_000,
+        }
         self.cpus, self.workers = cpus, layout.workers
         self.procs: list[subprocess.Popen] = []
 
     def __enter__(self) -> Ceiling:
         self.procs = [
-            _spawn(_pin(self.cpus) + _script_cmd("--_ceiling", self.cfg), stdin=subprocess.PIPE,
-                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            _spawn(
+                _pin(self.cpus) + _script_cmd("--_ceiling", self.cfg),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             for _ in range(self.workers)
         ]
         for p in self.procs:
@@ -458,11 +479,28 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         lay = self.layout
         cmd = [
-            *_pin(self.cpus), sys.executable, "-m", "ggctl", "--quiet",
-            "--state-dir", str(self.state_dir),
-            "serve", "--model", str(self.model), "--host", HOST, "--port", str(self.port),
-            "--workers", str(lay.workers), "--threads", str(lay.threads),
-            "--ort-threads", str(lay.ort), "--max-inflight", str(lay.inflight),
+            *_pin(self.cpus),
+            sys.executable,
+            "-m",
+            "ggctl",
+            "--quiet",
+            "--state-dir",
+            str(self.state_dir),
+            "serve",
+            "--model",
+            str(self.model),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(lay.workers),
+            "--threads",
+            str(lay.threads),
+            "--ort-threads",
+            str(lay.ort),
+            "--max-inflight",
+            str(lay.inflight),
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_")}
         env["GGCTL_CONFIG"] = ""  # the developer's config must not change what is measured
@@ -474,7 +512,8 @@ class Server:
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"ggctl serve exited ({self.proc.returncode}):\n{self.log_tail()}")
+                    f"ggctl serve exited ({self.proc.returncode}):\n{self.log_tail()}"
+                )
             if http_get_status(self.port, "/readyz", timeout=1.0) == 200:
                 self.cold_start_s = time.perf_counter() - t0
                 return
@@ -509,8 +548,11 @@ class Server:
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
             per.append(round(info.rss / MIB, 1))
-        return {"rss_mib": round(rss / MIB, 1), "pss_mib": round(pss / MIB, 1),
-                "rss_per_process_mib": per}
+        return {
+            "rss_mib": round(rss / MIB, 1),
+            "pss_mib": round(pss / MIB, 1),
+            "rss_per_process_mib": per,
+        }
 
     def cpu_seconds(self) -> float:
         import psutil
@@ -534,27 +576,51 @@ class Server:
         self.stop()
 
 
-def drive(server: Server, route: str, clients: int, budget: Budget, client_cpus: list[int] | None,
-          sequential: bool, upload: Path | None = None) -> dict[str, Any]:
+def drive(
+    server: Server,
+    route: str,
+    clients: int,
+    budget: Budget,
+    client_cpus: list[int] | None,
+    sequential: bool,
+    upload: Path | None = None,
+) -> dict[str, Any]:
     """Run the load client against `server`; adds the server's CPU cost per request."""
     if sequential:
-        cfg = {"clients": 1, "duration_s": 60.0, "warmup_s": 0.0, "warmup_requests": 3,
-               "max_requests_per_client": max(3, budget.seq_requests // budget.rounds) + 3,
-               "raw": True}
+        cfg = {
+            "clients": 1,
+            "duration_s": 60.0,
+            "warmup_s": 0.0,
+            "warmup_requests": 3,
+            "max_requests_per_client": max(3, budget.seq_requests // budget.rounds) + 3,
+            "raw": True,
+        }
     else:
-        cfg = {"clients": clients, "duration_s": budget.load_s, "warmup_s": budget.load_warmup_s,
-               "warmup_requests": 1, "max_requests_per_client": 100_000}
+        cfg = {
+            "clients": clients,
+            "duration_s": budget.load_s,
+            "warmup_s": budget.load_warmup_s,
+            "warmup_requests": 1,
+            "max_requests_per_client": 100_000,
+        }
     method, path = ("POST", "/predict") if route == "predict" else ("GET", "/test")
-    cfg.update(host=HOST, port=server.port, method=method, path=path,
-               upload=str(upload) if upload else None, timeout_s=30.0)
+    cfg.update(
+        host=HOST,
+        port=server.port,
+        method=method,
+        path=path,
+        upload=str(upload) if upload else None,
+        timeout_s=30.0,
+    )
     cpu0 = server.cpu_seconds()
     res = run_child("--_load", cfg, client_cpus, timeout=float(cfg["duration_s"]) + 120)
     cpu1 = server.cpu_seconds()
     res["server_cpu_s"] = round(cpu1 - cpu0, 3)
     # Cores the server kept busy: below the ceiling's, it waited for work or for the CPU.
     res["server_cores"] = round((cpu1 - cpu0) / max(res["wall_s"], 1e-9), 2)
-    res["server_cpu_ms_per_req"] = round(1e3 * (cpu1 - cpu0) / res["requests"], 3) if res[
-        "requests"] else 0.0
+    res["server_cpu_ms_per_req"] = (
+        round(1e3 * (cpu1 - cpu0) / res["requests"], 3) if res["requests"] else 0.0
+    )
     return res
 
 
@@ -636,16 +702,21 @@ def _best_round(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 def _pool_seq(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     raw = [x for r in rounds for x in r.pop("raw_s", [])]
-    out = {**summarize_ms(raw), "failures": sum(r["failures"] for r in rounds),
-           "errors": {}, "rounds": len(rounds)}
+    out = {
+        **summarize_ms(raw),
+        "failures": sum(r["failures"] for r in rounds),
+        "errors": {},
+        "rounds": len(rounds),
+    }
     for r in rounds:
         for e, n in r["errors"].items():
             out["errors"][e] = out["errors"].get(e, 0) + n
     return out
 
 
-def bench_service(model: Path, image: Path, layout: Layout, budget: Budget, workdir: Path,
-                  log: Any) -> dict[str, Any]:
+def bench_service(
+    model: Path, image: Path, layout: Layout, budget: Budget, workdir: Path, log: Any
+) -> dict[str, Any]:
     """Sections 4-6: the service on the whole machine (no pinning), both routes, each round
     interleaved with its in-process counterpart (pipeline for 1 client, ceiling for 20)."""
     from ggctl.app.inference import Classifier
@@ -684,18 +755,26 @@ def bench_service(model: Path, image: Path, layout: Layout, budget: Budget, work
     return out
 
 
-def bench_layout(model: Path, layout: Layout, pod_cpus: list[int], client_cpus: list[int],
-                 budget: Budget, workdir: Path) -> dict[str, Any]:
-    row: dict[str, Any] = {"cpus": len(pod_cpus), "layout": asdict(layout),
-                           "label": layout.label}
+def bench_layout(
+    model: Path,
+    layout: Layout,
+    pod_cpus: list[int],
+    client_cpus: list[int],
+    budget: Budget,
+    workdir: Path,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"cpus": len(pod_cpus), "layout": asdict(layout), "label": layout.label}
     try:
-        with Server(model, layout, pod_cpus, workdir) as srv, \
-                Ceiling(model, layout, pod_cpus) as ceiling:
+        with (
+            Server(model, layout, pod_cpus, workdir) as srv,
+            Ceiling(model, layout, pod_cpus) as ceiling,
+        ):
             row["cold_start_s"] = round(srv.cold_start_s, 3)
             time.sleep(0.2)
             row["rss_after_start_mib"] = srv.memory()["rss_mib"]
-            row["seq"] = _pool_seq([drive(srv, "test", 1, budget, client_cpus, True)
-                                    for _ in range(budget.rounds)])
+            row["seq"] = _pool_seq(
+                [drive(srv, "test", 1, budget, client_cpus, True) for _ in range(budget.rounds)]
+            )
             ceil, load = [], []
             for _ in range(budget.rounds):
                 ceil.append(ceiling.round(budget.ceiling_s))
@@ -737,8 +816,11 @@ def sweep_layouts(ncpus: int, quick: bool) -> list[Layout]:
 
 def pick_best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Highest throughput with 0 failures; within 3% of it, lowest 1-client p50, then RSS."""
-    good = [r for r in rows if "error" not in r and r["load"]["failures"] == 0
-            and r["seq"]["failures"] == 0]
+    good = [
+        r
+        for r in rows
+        if "error" not in r and r["load"]["failures"] == 0 and r["seq"]["failures"] == 0
+    ]
     if any(not r["contended"] for r in good):
         good = [r for r in good if not r["contended"]]
     if not good:
@@ -754,34 +836,68 @@ def evaluate_targets(floor: dict[str, Any], svc: dict[str, Any]) -> list[dict[st
     rows = []
 
     def add(name: str, value: float, target: str, ok: bool, unit: str) -> None:
-        rows.append({"target": name, "value": value, "unit": unit, "goal": target,
-                     "pass": bool(ok)})
+        rows.append(
+            {"target": name, "value": value, "unit": unit, "goal": target, "pass": bool(ok)}
+        )
 
     pred = svc["predict_seq"]["p50_ms"]
-    add("POST /predict p50 (1 client) - in-process floor", round(pred - pipe, 2),
+    add(
+        "POST /predict p50 (1 client) - in-process floor",
+        round(pred - pipe, 2),
         f"<= {TARGET_PREDICT_OVER_FLOOR_MS:g} ms (floor {pipe:.2f} ms)",
-        pred - pipe <= TARGET_PREDICT_OVER_FLOOR_MS, "ms")
+        pred - pipe <= TARGET_PREDICT_OVER_FLOOR_MS,
+        "ms",
+    )
     prep = floor["preprocess"]["p50_ms"]
-    add("preprocessing p50, 1280x1280 JPEG", prep, f"<= {TARGET_PREPROCESS_MS:g} ms",
-        prep <= TARGET_PREPROCESS_MS, "ms")
+    add(
+        "preprocessing p50, 1280x1280 JPEG",
+        prep,
+        f"<= {TARGET_PREPROCESS_MS:g} ms",
+        prep <= TARGET_PREPROCESS_MS,
+        "ms",
+    )
     test_p50 = svc["test_seq"]["p50_ms"]
-    add("GET /test p50 (1 client)", test_p50, f"<= {TARGET_TEST_P50_MS:g} ms (10x the seed)",
-        test_p50 <= TARGET_TEST_P50_MS, "ms")
+    add(
+        "GET /test p50 (1 client)",
+        test_p50,
+        f"<= {TARGET_TEST_P50_MS:g} ms (10x the seed)",
+        test_p50 <= TARGET_TEST_P50_MS,
+        "ms",
+    )
     rss = svc["memory_after_start"]["rss_mib"]
-    add("RSS after start (master + workers)", rss, f"< {TARGET_RSS_MIB:g} MiB",
-        rss < TARGET_RSS_MIB, "MiB")
+    add(
+        "RSS after start (master + workers)",
+        rss,
+        f"< {TARGET_RSS_MIB:g} MiB",
+        rss < TARGET_RSS_MIB,
+        "MiB",
+    )
     cold = svc["cold_start_s"]
-    add("cold start (spawn -> first 200 /readyz)", cold, f"< {TARGET_COLD_START_S:g} s",
-        cold < TARGET_COLD_START_S, "s")
+    add(
+        "cold start (spawn -> first 200 /readyz)",
+        cold,
+        f"< {TARGET_COLD_START_S:g} s",
+        cold < TARGET_COLD_START_S,
+        "s",
+    )
     fails = svc["test_load"]["failures"] + svc["predict_load"]["failures"]
-    add(f"failures at {svc['test_load']['clients']} clients (both routes)", fails, "0",
-        fails == 0, "")
+    add(
+        f"failures at {svc['test_load']['clients']} clients (both routes)",
+        fails,
+        "0",
+        fails == 0,
+        "",
+    )
     for route in ("test", "predict"):
         rps = svc[f"{route}_load"]["rps"]
         frac = rps / ceiling if ceiling else 0.0
-        add(f"{'GET /test' if route == 'test' else 'POST /predict'} throughput / ceiling",
-            round(frac, 3), f">= {TARGET_CEILING_FRACTION:g} ({rps:.1f} vs {ceiling:.1f} img/s)",
-            frac >= TARGET_CEILING_FRACTION, "")
+        add(
+            f"{'GET /test' if route == 'test' else 'POST /predict'} throughput / ceiling",
+            round(frac, 3),
+            f">= {TARGET_CEILING_FRACTION:g} ({rps:.1f} vs {ceiling:.1f} img/s)",
+            frac >= TARGET_CEILING_FRACTION,
+            "",
+        )
     return rows
 
 
@@ -794,80 +910,183 @@ def _tables(result: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
     f, s = result["floor"], result["service"]
     tables = []
     rows = [
-        ["ORT run, 1 intra-op thread", f"{f['ort']['1']['p50_ms']:.2f}",
-         f"{f['ort']['1']['p95_ms']:.2f}", "raw floor"],
-        ["ORT run, 2 intra-op threads", f"{f['ort']['2']['p50_ms']:.2f}",
-         f"{f['ort']['2']['p95_ms']:.2f}", "spinning on"],
-        ["ORT run, 2 threads, spinning off", f"{f['ort']['2_nospin']['p50_ms']:.2f}",
-         f"{f['ort']['2_nospin']['p95_ms']:.2f}", "as the service builds it when inflight > 1"],
-        ["decode+resize+ORT, 1 thread", f"{f['pipeline']['1']['p50_ms']:.2f}",
-         f"{f['pipeline']['1']['p95_ms']:.2f}", "floor of POST /predict"],
-        ["decode+resize+ORT, 2 threads", f"{f['pipeline']['2']['p50_ms']:.2f}",
-         f"{f['pipeline']['2']['p95_ms']:.2f}", ""],
-        ["preprocess (decode+resize+float32)", f"{f['preprocess']['p50_ms']:.2f}",
-         f"{f['preprocess']['p95_ms']:.2f}", "1280x1280 JPEG, 440 KB"],
-        ["  of which JPEG draft decode", f"{f['decode']['p50_ms']:.2f}",
-         f"{f['decode']['p95_ms']:.2f}",
-         f"decoded at {f['decoded_size'][0]}x{f['decoded_size'][1]}"],
-        ["  of which resize + to float32", f"{f['to_tensor']['p50_ms']:.2f}",
-         f"{f['to_tensor']['p95_ms']:.2f}", "bicubic to 224x224"],
+        [
+            "ORT run, 1 intra-op thread",
+            f"{f['ort']['1']['p50_ms']:.2f}",
+            f"{f['ort']['1']['p95_ms']:.2f}",
+            "raw floor",
+        ],
+        [
+            "ORT run, 2 intra-op threads",
+            f"{f['ort']['2']['p50_ms']:.2f}",
+            f"{f['ort']['2']['p95_ms']:.2f}",
+            "spinning on",
+        ],
+        [
+            "ORT run, 2 threads, spinning off",
+            f"{f['ort']['2_nospin']['p50_ms']:.2f}",
+            f"{f['ort']['2_nospin']['p95_ms']:.2f}",
+            "as the service builds it when inflight > 1",
+        ],
+        [
+            "decode+resize+ORT, 1 thread",
+            f"{f['pipeline']['1']['p50_ms']:.2f}",
+            f"{f['pipeline']['1']['p95_ms']:.2f}",
+            "floor of POST /predict",
+        ],
+        [
+            "decode+resize+ORT, 2 threads",
+            f"{f['pipeline']['2']['p50_ms']:.2f}",
+            f"{f['pipeline']['2']['p95_ms']:.2f}",
+            "",
+        ],
+        [
+            "preprocess (decode+resize+float32)",
+            f"{f['preprocess']['p50_ms']:.2f}",
+            f"{f['preprocess']['p95_ms']:.2f}",
+            "1280x1280 JPEG, 440 KB",
+        ],
+        [
+            "  of which JPEG draft decode",
+            f"{f['decode']['p50_ms']:.2f}",
+            f"{f['decode']['p95_ms']:.2f}",
+            f"decoded at {f['decoded_size'][0]}x{f['decoded_size'][1]}",
+        ],
+        [
+            "  of which resize + to float32",
+            f"{f['to_tensor']['p50_ms']:.2f}",
+            f"{f['to_tensor']['p95_ms']:.2f}",
+            "bicubic to 224x224",
+        ],
     ]
-    tables.append(("In-process floor (batch 1, this process, unpinned)",
-                   ["measurement", "p50 ms", "p95 ms", "note"], rows))
+    tables.append(
+        (
+            "In-process floor (batch 1, this process, unpinned)",
+            ["measurement", "p50 ms", "p95 ms", "note"],
+            rows,
+        )
+    )
 
     rows = []
     for route, name in (("test", "GET /test"), ("predict", "POST /predict")):
         q, ld = s[f"{route}_seq"], s[f"{route}_load"]
-        rows.append([name, f"{q['p50_ms']:.2f}", f"{q['p95_ms']:.2f}", f"{ld['rps']:.1f}",
-                     f"{ld['p50_ms']:.1f}", f"{ld['p95_ms']:.1f}", str(ld["failures"]),
-                     f"{ld['server_cpu_ms_per_req']:.1f}",
-                     f"{ld['client_cpu_ms_per_req']:.2f} ({ld['client_cpu_pct_of_core']:.0f}%)"])
+        rows.append(
+            [
+                name,
+                f"{q['p50_ms']:.2f}",
+                f"{q['p95_ms']:.2f}",
+                f"{ld['rps']:.1f}",
+                f"{ld['p50_ms']:.1f}",
+                f"{ld['p95_ms']:.1f}",
+                str(ld["failures"]),
+                f"{ld['server_cpu_ms_per_req']:.1f}",
+                f"{ld['client_cpu_ms_per_req']:.2f} ({ld['client_cpu_pct_of_core']:.0f}%)",
+            ]
+        )
     ip = s["inprocess_pipeline"]
-    rows.append(["in-process decode+resize+ORT (interleaved)", f"{ip['p50_ms']:.2f}",
-                 f"{ip['p95_ms']:.2f}", f"{s['ceiling']['ips']:.1f} (ceiling)", "", "", "", "",
-                 ""])
-    tables.append((
-        f"Service ({s['label']}, unpinned, {result['meta']['cpus']} CPUs shared with the client)"
-        f"; cold start {s['cold_start_s']:.2f} s; RSS {s['memory_after_start']['rss_mib']:.0f}"
-        f" MiB after start (PSS {s['memory_after_start']['pss_mib']:.0f}), "
-        f"{s['memory_after_load']['rss_mib']:.0f} MiB after load; 20-client figures are the "
-        f"best of {result['meta']['budget']['rounds']} round(s), interleaved with the ceiling",
-        ["route", "1 client p50 ms", "1 client p95 ms",
-         f"{result['meta']['clients']} clients req/s", "p50 ms", "p95 ms", "failures",
-         "server CPU ms/req", "client CPU ms/req (% core)"],
-        rows))
+    rows.append(
+        [
+            "in-process decode+resize+ORT (interleaved)",
+            f"{ip['p50_ms']:.2f}",
+            f"{ip['p95_ms']:.2f}",
+            f"{s['ceiling']['ips']:.1f} (ceiling)",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
+    tables.append(
+        (
+            f"Service ({s['label']}, unpinned, {result['meta']['cpus']} CPUs shared with the "
+            "client)"
+            f"; cold start {s['cold_start_s']:.2f} s; RSS {s['memory_after_start']['rss_mib']:.0f}"
+            f" MiB after start (PSS {s['memory_after_start']['pss_mib']:.0f}), "
+            f"{s['memory_after_load']['rss_mib']:.0f} MiB after load; 20-client figures are the "
+            f"best of {result['meta']['budget']['rounds']} round(s), interleaved with the ceiling",
+            [
+                "route",
+                "1 client p50 ms",
+                "1 client p95 ms",
+                f"{result['meta']['clients']} clients req/s",
+                "p50 ms",
+                "p95 ms",
+                "failures",
+                "server CPU ms/req",
+                "client CPU ms/req (% core)",
+            ],
+            rows,
+        )
+    )
 
-    rows = [[t["target"], f"{t['value']}{(' ' + t['unit']) if t['unit'] else ''}", t["goal"],
-             "PASS" if t["pass"] else "MISS"] for t in result["targets"]]
+    rows = [
+        [
+            t["target"],
+            f"{t['value']}{(' ' + t['unit']) if t['unit'] else ''}",
+            t["goal"],
+            "PASS" if t["pass"] else "MISS",
+        ]
+        for t in result["targets"]
+    ]
     tables.append(("Targets (issue 3, section 5)", ["target", "measured", "goal", "result"], rows))
 
     if result.get("sweep"):
         rows = []
         for r in result["sweep"]:
             lay = r["layout"]
-            base = [str(r["cpus"]), str(lay["workers"]), str(lay["threads"]), str(lay["ort"]),
-                    str(lay["inflight"])]
+            base = [
+                str(r["cpus"]),
+                str(lay["workers"]),
+                str(lay["threads"]),
+                str(lay["ort"]),
+                str(lay["inflight"]),
+            ]
             if "error" in r:
                 rows.append([*base, "error", "", "", "", "", "", "", "", r["error"][:60]])
                 continue
             best = result["best"].get(str(r["cpus"]), {}).get("label") == r["label"]
-            rows.append([*base, f"{r['load']['rps']:.1f}", f"{r['ceiling']['ips']:.1f}",
-                         f"{r['ceiling_fraction']:.2f}", f"{r['seq']['p50_ms']:.1f}",
-                         f"{r['load']['p95_ms']:.0f}", str(r["load"]["failures"]),
-                         f"{r['load']['server_cores']:.2f}/{r['ceiling']['cores']:.2f}",
-                         f"{r['rss_after_start_mib']:.0f}/{r['rss_after_load_mib']:.0f}",
-                         " ".join(x for x in ("best" if best else "",
-                                             "busy" if r["contended"] else "") if x)])
-        tables.append((
-            "Layout sweep, GET /test (1-CPU pod: server on CPU 0, client on CPU 1; "
-            "2-CPU pod: server on CPUs 0-1, client shares them); throughput: best of "
-            f"{result['meta']['budget']['sweep_rounds']} round(s) interleaved with the "
-            "in-process ceiling at the same layout and pinning",
-            ["CPUs", "workers", "threads", "ORT", "inflight",
-             f"{result['meta']['clients']} cl req/s", "ceiling img/s", "ratio", "1 cl p50 ms",
-             f"{result['meta']['clients']} cl p95 ms",
-             "fail", "cores srv/ceil", "RSS MiB start/load", ""],
-            rows))
+            rows.append(
+                [
+                    *base,
+                    f"{r['load']['rps']:.1f}",
+                    f"{r['ceiling']['ips']:.1f}",
+                    f"{r['ceiling_fraction']:.2f}",
+                    f"{r['seq']['p50_ms']:.1f}",
+                    f"{r['load']['p95_ms']:.0f}",
+                    str(r["load"]["failures"]),
+                    f"{r['load']['server_cores']:.2f}/{r['ceiling']['cores']:.2f}",
+                    f"{r['rss_after_start_mib']:.0f}/{r['rss_after_load_mib']:.0f}",
+                    " ".join(
+                        x for x in ("best" if best else "", "busy" if r["contended"] else "") if x
+                    ),
+                ]
+            )
+        tables.append(
+            (
+                "Layout sweep, GET /test (1-CPU pod: server on CPU 0, client on CPU 1; "
+                "2-CPU pod: server on CPUs 0-1, client shares them); throughput: best of "
+                f"{result['meta']['budget']['sweep_rounds']} round(s) interleaved with the "
+                "in-process ceiling at the same layout and pinning",
+                [
+                    "CPUs",
+                    "workers",
+                    "threads",
+                    "ORT",
+                    "inflight",
+                    f"{result['meta']['clients']} cl req/s",
+                    "ceiling img/s",
+                    "ratio",
+                    "1 cl p50 ms",
+                    f"{result['meta']['clients']} cl p95 ms",
+                    "fail",
+                    "cores srv/ceil",
+                    "RSS MiB start/load",
+                    "",
+                ],
+                rows,
+            )
+        )
     return tables
 
 
@@ -880,20 +1099,28 @@ def print_rich(result: dict[str, Any]) -> None:
     for title, header, rows in _tables(result):
         table = Table(title=title, title_justify="left")
         for h in header:
-            table.add_column(h, justify="left" if h in ("measurement", "route", "target", "goal",
-                                                         "note", "") else "right")
+            table.add_column(
+                h,
+                justify="left"
+                if h in ("measurement", "route", "target", "goal", "note", "")
+                else "right",
+            )
         for row in rows:
-            styled = [("[green]PASS[/]" if c == "PASS" else "[red]MISS[/]" if c == "MISS" else c)
-                      for c in row]
+            styled = [
+                ("[green]PASS[/]" if c == "PASS" else "[red]MISS[/]" if c == "MISS" else c)
+                for c in row
+            ]
             table.add_row(*styled)
         console.print(table)
     for cpus, best in result.get("best", {}).items():
         console.print(f"[bold]{cpus}-CPU pod:[/] {best['why']}")
     m = result["meta"]
     console.print(f"client: {m['client_note']}")
-    console.print(f"machine busy without the benchmark: {m['background_before']['busy_pct']:.0f}%"
-                  f" before, {m['background_after']['busy_pct']:.0f}% after; took "
-                  f"{m['elapsed_s']:.0f} s")
+    console.print(
+        f"machine busy without the benchmark: {m['background_before']['busy_pct']:.0f}%"
+        f" before, {m['background_after']['busy_pct']:.0f}% after; took "
+        f"{m['elapsed_s']:.0f} s"
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -910,8 +1137,12 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     for title, header, rows in _tables(result):
-        lines += [f"**{title}**", "", "| " + " | ".join(header) + " |",
-                  "|" + "|".join("---" for _ in header) + "|"]
+        lines += [
+            f"**{title}**",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join("---" for _ in header) + "|",
+        ]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
         lines.append("")
     for cpus, best in result.get("best", {}).items():
@@ -965,8 +1196,10 @@ def background_cpu(seconds: float) -> dict[str, Any]:
 
     psutil.cpu_percent(interval=None)
     time.sleep(seconds)
-    return {"busy_pct": psutil.cpu_percent(interval=None),
-            "loadavg_1m": round(os.getloadavg()[0], 2)}
+    return {
+        "busy_pct": psutil.cpu_percent(interval=None),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -989,11 +1222,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sweep", action="store_true", help="skip the layout sweep")
     args = parser.parse_args(argv)
 
-    budget = Budget(iters=30, seq_requests=20, load_s=2.0, load_warmup_s=0.5, ceiling_s=1.5,
-                    rounds=1, sweep_rounds=1, clients=args.clients, sweep=not args.no_sweep,
-                    quick=True) if args.quick else \
-        Budget(iters=150, seq_requests=60, load_s=2.0, load_warmup_s=0.5, ceiling_s=1.2,
-               rounds=3, sweep_rounds=2, clients=args.clients, sweep=not args.no_sweep, quick=False)
+    budget = (
+        Budget(
+            iters=30,
+            seq_requests=20,
+            load_s=2.0,
+            load_warmup_s=0.5,
+            ceiling_s=1.5,
+            rounds=1,
+            sweep_rounds=1,
+            clients=args.clients,
+            sweep=not args.no_sweep,
+            quick=True,
+        )
+        if args.quick
+        else Budget(
+            iters=150,
+            seq_requests=60,
+            load_s=2.0,
+            load_warmup_s=0.5,
+            ceiling_s=1.2,
+            rounds=3,
+            sweep_rounds=2,
+            clients=args.clients,
+            sweep=not args.no_sweep,
+            quick=False,
+        )
+    )
     if args.iters:
         budget.iters = budget.seq_requests = max(3, args.iters)
     if args.rounds:
@@ -1028,8 +1283,10 @@ def main(argv: list[str] | None = None) -> int:
         result: dict[str, Any] = {"meta": _meta(args, model, budget)}
         result["meta"]["background_before"] = bg = background_cpu(0.5 if budget.quick else 2.0)
         if bg["busy_pct"] > 10:
-            log(f"warning: the machine is {bg['busy_pct']:.0f}% busy before the benchmark "
-                "starts; figures will be slower and noisier than on an idle machine")
+            log(
+                f"warning: the machine is {bg['busy_pct']:.0f}% busy before the benchmark "
+                "starts; figures will be slower and noisier than on an idle machine"
+            )
 
         log(f"in-process floor ({budget.iters} iterations each)")
         result["floor"] = measure_floor(model, TEST_IMAGE, budget)
@@ -1050,26 +1307,47 @@ def main(argv: list[str] | None = None) -> int:
                 rows = []
                 for layout in sweep_layouts(n, budget.quick):
                     log(f"sweep: {n}-CPU pod, {layout.label}")
-                    rows.append(bench_layout(model, layout, pod, client,
-                                             replace(budget, rounds=budget.sweep_rounds),
-                                             workdir))
+                    rows.append(
+                        bench_layout(
+                            model,
+                            layout,
+                            pod,
+                            client,
+                            replace(budget, rounds=budget.sweep_rounds),
+                            workdir,
+                        )
+                    )
                 result["sweep"] += rows
                 best = pick_best(rows)
                 if best:
-                    others = sorted((r for r in rows if r is not best and "error" not in r),
-                                    key=lambda r: -r["load"]["rps"])
-                    runner = (f"; next {others[0]['label']} {others[0]['load']['rps']:.1f} req/s,"
-                              f" p50 {others[0]['seq']['p50_ms']:.1f} ms") if others else ""
+                    others = sorted(
+                        (r for r in rows if r is not best and "error" not in r),
+                        key=lambda r: -r["load"]["rps"],
+                    )
+                    runner = (
+                        (
+                            f"; next {others[0]['label']} {others[0]['load']['rps']:.1f} req/s,"
+                            f" p50 {others[0]['seq']['p50_ms']:.1f} ms"
+                        )
+                        if others
+                        else ""
+                    )
                     result["best"][str(n)] = {
-                        "label": best["label"], "layout": best["layout"],
-                        "why": (f"{best['label']}: {best['load']['rps']:.1f} req/s at "
-                                f"{budget.clients} clients ({best['ceiling_fraction']:.0%} of its"
-                                f" in-process ceiling {best['ceiling']['ips']:.1f} img/s), "
-                                f"1-client p50 {best['seq']['p50_ms']:.1f} ms, RSS "
-                                f"{best['rss_after_start_mib']:.0f} MiB{runner}"
-                                + ("; CAUTION: the machine was busy (other work took the pinned "
-                                   "cores) during this row, so the ranking is unreliable"
-                                   if best["contended"] else "")),
+                        "label": best["label"],
+                        "layout": best["layout"],
+                        "why": (
+                            f"{best['label']}: {best['load']['rps']:.1f} req/s at "
+                            f"{budget.clients} clients ({best['ceiling_fraction']:.0%} of its"
+                            f" in-process ceiling {best['ceiling']['ips']:.1f} img/s), "
+                            f"1-client p50 {best['seq']['p50_ms']:.1f} ms, RSS "
+                            f"{best['rss_after_start_mib']:.0f} MiB{runner}"
+                            + (
+                                "; CAUTION: the machine was busy (other work took the pinned "
+                                "cores) during this row, so the ranking is unreliable"
+                                if best["contended"]
+                                else ""
+                            )
+                        ),
                     }
         result["meta"]["background_after"] = background_cpu(0.5 if budget.quick else 2.0)
         result["meta"]["elapsed_s"] = round(time.perf_counter() - t_begin, 1)

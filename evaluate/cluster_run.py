@@ -80,8 +80,9 @@ class EvaluationRun:
     warnings: list[str] = field(default_factory=list)
 
 
-def evaluation_profile(profile: str | Path = "challenge", speed: float = 1.0,
-                       duration: float | None = None) -> Profile:
+def evaluation_profile(
+    profile: str | Path = "challenge", speed: float = 1.0, duration: float | None = None
+) -> Profile:
     """The profile as run: named or from a file, compressed `speed` times, then cut to
     `duration` (compressed) seconds."""
     p = load_profile(profile)
@@ -101,13 +102,15 @@ def normalize_url(url: str) -> str:
         raw = "http://" + raw
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EvaluateError(f"not a service URL: {url!r}",
-                            hint="e.g. --url http://129.114.25.10:32000")
+        raise EvaluateError(
+            f"not a service URL: {url!r}", hint="e.g. --url http://129.114.25.10:32000"
+        )
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
-def resolve_target(settings: Settings, url: str | None = None,
-                   namespace: str | None = None) -> Target:
+def resolve_target(
+    settings: Settings, url: str | None = None, namespace: str | None = None
+) -> Target:
     """The service URL, the strategy and where its pods are, from the flags and the state."""
     from ggctl.manifests.deploy import resolve_kubeconfig
 
@@ -117,8 +120,7 @@ def resolve_target(settings: Settings, url: str | None = None,
         the_url, source = normalize_url(url), "--url"
     elif not deployed:
         raise EvaluateError(
-            "nothing to evaluate: no service URL given and no deployment recorded "
-            f"in {state.root}",
+            f"nothing to evaluate: no service URL given and no deployment recorded in {state.root}",
             hint="run `ggctl deploy` first, or pass --url http://HOST:PORT of a running service",
         )
     else:
@@ -137,10 +139,12 @@ def resolve_target(settings: Settings, url: str | None = None,
     else:
         kubeconfig = resolve_kubeconfig(settings)
     return Target(
-        url=the_url, url_source=source,
+        url=the_url,
+        url_source=source,
         strategy=str(deployed.get("strategy") or ""),
         namespace=namespace or deployed.get("namespace") or settings.deploy.namespace,
-        kubeconfig=kubeconfig, image=deployed.get("image"),
+        kubeconfig=kubeconfig,
+        image=deployed.get("image"),
     )
 
 
@@ -163,8 +167,8 @@ def check_service(url: str, timeout_s: float = 15.0) -> dict[str, Any]:
             raise EvaluateError(
                 f"the service at {url} does not answer {READY_PATH} ({last})",
                 hint="check that `ggctl deploy` finished and its pods are ready "
-                     "(ggctl kubectl -- get pods), that the node port is open, or pass "
-                     "--url of a running service",
+                "(ggctl kubectl -- get pods), that the node port is open, or pass "
+                "--url of a running service",
             )
         time.sleep(0.5)
     info: dict[str, Any] = {"readyz": _json_or_text(r)}
@@ -188,17 +192,25 @@ def _progress_display(console: Any, quiet: bool) -> Any:
     from rich.progress import BarColumn, TextColumn
     from rich.progress import Progress as Bar
 
-    return Bar(BarColumn(bar_width=24), TextColumn("{task.completed:>5.0f}/{task.total:.0f} s"),
-               TextColumn("{task.fields[info]}"), console=console, disable=quiet)
+    return Bar(
+        BarColumn(bar_width=24),
+        TextColumn("{task.completed:>5.0f}/{task.total:.0f} s"),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        disable=quiet,
+    )
 
 
-def _accuracy(model: Path | None, data: Path | None, console: Any, quiet: bool,
-              served: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+def _accuracy(
+    model: Path | None, data: Path | None, console: Any, quiet: bool, served: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[str]]:
     if data is None and model is None:
         return None, []
     if data is None or model is None:
-        raise EvaluateError("accuracy needs both --data DIR (Food-11 images) and --model FILE "
-                            "(the ONNX model the image was built from)")
+        raise EvaluateError(
+            "accuracy needs both --data DIR (Food-11 images) and --model FILE "
+            "(the ONNX model the image was built from)"
+        )
     model, data = Path(model).expanduser(), Path(data).expanduser()
     if not model.is_file():
         raise EvaluateError(f"model {model} does not exist")
@@ -207,16 +219,26 @@ def _accuracy(model: Path | None, data: Path | None, console: Any, quiet: bool,
     from ggctl.model.evaluate import evaluate_model
 
     r = evaluate_model(model, data, progress=not quiet, console=console)
-    served_name = (served.get("info") or {}).get("model") if isinstance(
-        served.get("info"), dict) else None
-    acc = {"accuracy": r.accuracy, "correct": r.correct, "images": r.images,
-           "model": str(model), "model_name": r.model_name, "data": str(data),
-           "served_model_name": served_name, "skipped": len(r.skipped),
-           "how": "computed locally on the model file through the serving code path"}
+    served_name = (
+        (served.get("info") or {}).get("model") if isinstance(served.get("info"), dict) else None
+    )
+    acc = {
+        "accuracy": r.accuracy,
+        "correct": r.correct,
+        "images": r.images,
+        "model": str(model),
+        "model_name": r.model_name,
+        "data": str(data),
+        "served_model_name": served_name,
+        "skipped": len(r.skipped),
+        "how": "computed locally on the model file through the serving code path",
+    }
     warnings = []
     if served_name and served_name != r.model_name:
-        warnings.append(f"the service serves model {served_name!r} but --model is "
-                        f"{r.model_name!r}: the accuracy is that of {model.name}")
+        warnings.append(
+            f"the service serves model {served_name!r} but --model is "
+            f"{r.model_name!r}: the accuracy is that of {model.name}"
+        )
     return acc, warnings
 
 
@@ -254,11 +276,15 @@ def run_evaluation(
         live = sorted(sampler.strategies)
         strategy = target.strategy or (live[0] if len(live) == 1 else "") or "unknown"
         if target.strategy and live and live != [target.strategy]:
-            warnings.append(f"deploy.json says strategy {target.strategy!r} but the pods are "
-                            f"labelled {', '.join(live)}")
+            warnings.append(
+                f"deploy.json says strategy {target.strategy!r} but the pods are "
+                f"labelled {', '.join(live)}"
+            )
         if first.n_replica == 0:
-            warnings.append(f"no running pod matches {POD_SELECTOR} in namespace "
-                            f"{target.namespace!r} at {sampler.host}: resources will read 0")
+            warnings.append(
+                f"no running pod matches {POD_SELECTOR} in namespace "
+                f"{target.namespace!r} at {sampler.host}: resources will read 0"
+            )
         stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
         run_dir = StateDir(settings.state_dir).run_dir(f"evaluate-{strategy}", stamp)
         sampler.open_details(run_dir / CLUSTER_CSV)
@@ -270,7 +296,8 @@ def run_evaluation(
                 f"[bold]{strategy}[/] · {first.n_replica} pod(s) in {target.namespace} · "
                 f"profile [bold]{prof.name}[/] x{prof.speed:g}: {len(prof.stages)} stages, "
                 f"{prof.total_duration_s:,.0f} s, up to {prof.max_users} users",
-                highlight=False)
+                highlight=False,
+            )
         period = max(SAMPLE_INTERVAL_S / prof.speed, MIN_SAMPLE_PERIOD_S)
         monitor = Monitor(sampler, period, run_dir / SAMPLES_CSV)
 
@@ -281,12 +308,18 @@ def run_evaluation(
                 if monitor is not None and not monitor.started:
                     monitor.start()
                 n = monitor.samples[-1].n_replica if monitor and monitor.samples else "?"
-                bar.update(task, completed=min(p.elapsed_s, p.total_s), info=(
-                    f"stage {p.stage + 1}/{p.stages} · {p.users} users · {p.requests:,} req "
-                    f"· {p.failures:,} failed · {n} pods"))
+                bar.update(
+                    task,
+                    completed=min(p.elapsed_s, p.total_s),
+                    info=(
+                        f"stage {p.stage + 1}/{p.stages} · {p.users} users · {p.requests:,} req "
+                        f"· {p.failures:,} failed · {n} pods"
+                    ),
+                )
 
-            load = run_load(target.url, prof, run_dir, on_progress=on_progress,
-                            request_timeout_s=30.0)
+            load = run_load(
+                target.url, prof, run_dir, on_progress=on_progress, request_timeout_s=30.0
+            )
             bar.update(task, completed=prof.total_duration_s)
         samples = monitor.stop()
         requests_log = read_request_log(load.requests_csv)
@@ -305,9 +338,12 @@ def run_evaluation(
             "url": target.url,
             "url_source": target.url_source,
             "namespace": target.namespace,
-            "kubernetes": {"server": sampler.host, "kubeconfig": str(target.kubeconfig or ""),
-                           "selector": POD_SELECTOR,
-                           "pods_counted": "phase Running and not terminating"},
+            "kubernetes": {
+                "server": sampler.host,
+                "kubeconfig": str(target.kubeconfig or ""),
+                "selector": POD_SELECTOR,
+                "pods_counted": "phase Running and not terminating",
+            },
             "service": served,
             "accuracy": accuracy,
             "warnings": warnings,
@@ -315,9 +351,15 @@ def run_evaluation(
             "sample_interval_profile_s": SAMPLE_INTERVAL_S,
             "sample_period_s": period,
             "sampler_errors": monitor.errors,
-            "loadgen": {"engine": "locust", "wall_s": load.wall_s, "cpu_s": load.cpu_s,
-                        "cpu_cores": round(load.cpu_cores, 3), "cpu_warning": load.cpu_warning,
-                        "interrupted": load.interrupted, "locust_totals": load.locust},
+            "loadgen": {
+                "engine": "locust",
+                "wall_s": load.wall_s,
+                "cpu_s": load.cpu_s,
+                "cpu_cores": round(load.cpu_cores, 3),
+                "cpu_warning": load.cpu_warning,
+                "interrupted": load.interrupted,
+                "locust_totals": load.locust,
+            },
             "wall_s": round(wall_s, 3),
         }
         files["results"] = write_results(run_dir / RESULTS_JSON, scores, prof, **extra)
@@ -333,8 +375,9 @@ def run_evaluation(
             json_path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(files["results"], json_path)
             files["json"] = json_path
-        result = EvaluationRun(run_dir, target, prof, scores, load, accuracy, wall_s, files,
-                               warnings)
+        result = EvaluationRun(
+            run_dir, target, prof, scores, load, accuracy, wall_s, files, warnings
+        )
         if on_result is not None:
             on_result(result)
         return result
@@ -344,5 +387,13 @@ def run_evaluation(
         sampler.close()
 
 
-__all__ = ["EvaluateError", "EvaluationRun", "Target", "check_service",
-           "evaluation_profile", "normalize_url", "resolve_target", "run_evaluation"]
+__all__ = [
+    "EvaluateError",
+    "EvaluationRun",
+    "Target",
+    "check_service",
+    "evaluation_profile",
+    "normalize_url",
+    "resolve_target",
+    "run_evaluation",
+]

@@ -22,6 +22,7 @@ REPORT_JSON = "report.json"
 def _num(spec: str, unit: str = "", scale: float = 1.0) -> Callable[[Any], str]:
     def fmt(v: Any) -> str:
         return "n/a" if v is None else f"{float(v) / scale:{spec}}{unit}"
+
     return fmt
 
 
@@ -40,10 +41,12 @@ ROWS: list[tuple[str, Callable[[RunData], Any], Callable[[Any], str]]] = [
     ("strategy", lambda r: r.strategy, str),
     ("profile", _profile, str),
     ("duration", lambda r: r.scores.get("duration_s"), _num(",.0f", " s")),
-    ("memory requested (mean)", lambda r: r.scores.get("mean_mem_requested_KB"),
-     _num(",.0f", " MiB", 1024)),
-    ("memory used (mean)", lambda r: r.scores.get("mean_mem_used_KB"),
-     _num(",.0f", " MiB", 1024)),
+    (
+        "memory requested (mean)",
+        lambda r: r.scores.get("mean_mem_requested_KB"),
+        _num(",.0f", " MiB", 1024),
+    ),
+    ("memory used (mean)", lambda r: r.scores.get("mean_mem_used_KB"), _num(",.0f", " MiB", 1024)),
     ("transaction rate", lambda r: r.scores.get("transaction_rate"), _num(",.2f", " /s")),
     ("mean response time", lambda r: r.scores.get("mean_response_ms"), _num(",.1f", " ms")),
     ("p95 response time", lambda r: r.scores.get("p95_ms"), _num(",.1f", " ms")),
@@ -72,8 +75,13 @@ def _write_csv(path: Path, runs: Sequence[RunData]) -> Path:
         w = csv.writer(fh)
         w.writerow(["run", "path", *(name for name, _, _ in ROWS)])
         for run in runs:
-            w.writerow([run.label, str(run.path),
-                        *("" if (v := get(run)) is None else v for _, get, _ in ROWS)])
+            w.writerow(
+                [
+                    run.label,
+                    str(run.path),
+                    *("" if (v := get(run)) is None else v for _, get, _ in ROWS),
+                ]
+            )
     return path
 
 
@@ -87,8 +95,13 @@ class Report:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def run_report(paths: Sequence[Path], out_dir: Path | None = None, *,
-               state_dir: Path | None = None, stamp: str | None = None) -> Report:
+def run_report(
+    paths: Sequence[Path],
+    out_dir: Path | None = None,
+    *,
+    state_dir: Path | None = None,
+    stamp: str | None = None,
+) -> Report:
     """Read the runs, write report.csv, report.json and one PNG per metric into `out_dir`
     (default: a fresh `<state dir>/runs/<stamp>-report`)."""
     if not paths:
@@ -106,9 +119,19 @@ def run_report(paths: Sequence[Path], out_dir: Path | None = None, *,
 
     files = plot_runs(runs, out_dir)
     files["csv"] = _write_csv(out_dir / REPORT_CSV, runs)
-    doc = {"runs": [{"label": r.label, "path": str(r.path), "strategy": r.strategy,
-                     "profile": r.results.get("profile"), "scores": r.scores,
-                     "accuracy": r.results.get("accuracy")} for r in runs]}
+    doc = {
+        "runs": [
+            {
+                "label": r.label,
+                "path": str(r.path),
+                "strategy": r.strategy,
+                "profile": r.results.get("profile"),
+                "scores": r.scores,
+                "accuracy": r.results.get("accuracy"),
+            }
+            for r in runs
+        ]
+    }
     (out_dir / REPORT_JSON).write_text(json.dumps(doc, indent=2, default=str) + "\n")
     files["json"] = out_dir / REPORT_JSON
     return Report(runs, out_dir, report_table(runs), files)

@@ -93,12 +93,14 @@ def _get(obj: Any, *path: str) -> Any:
 
 def pod_counts(pod: dict[str, Any]) -> bool:
     """Whether a pod counts as a replica: Running and not terminating (see the module doc)."""
-    return (_get(pod, "status", "phase") == "Running"
-            and not _get(pod, "metadata", "deletionTimestamp"))
+    return _get(pod, "status", "phase") == "Running" and not _get(
+        pod, "metadata", "deletionTimestamp"
+    )
 
 
-def sum_resources(pods: Iterable[dict[str, Any]]) -> tuple[float, float, float | None,
-                                                           float | None]:
+def sum_resources(
+    pods: Iterable[dict[str, Any]],
+) -> tuple[float, float, float | None, float | None]:
     """(cpu request cores, memory request KB, cpu limit cores, memory limit KB) over every
     container of `pods`; a limit is None when any container lacks it."""
     cpu_req = mem_req = 0.0
@@ -111,10 +113,14 @@ def sum_resources(pods: Iterable[dict[str, Any]]) -> tuple[float, float, float |
             limits = res.get("limits") or {}
             cpu_req += _float(requests.get("cpu", limits.get("cpu", 0)))
             mem_req += _float(requests.get("memory", limits.get("memory", 0))) / 1024
-            cpu_lim = None if cpu_lim is None or "cpu" not in limits \
-                else cpu_lim + _float(limits["cpu"])
-            mem_lim = None if mem_lim is None or "memory" not in limits \
+            cpu_lim = (
+                None if cpu_lim is None or "cpu" not in limits else cpu_lim + _float(limits["cpu"])
+            )
+            mem_lim = (
+                None
+                if mem_lim is None or "memory" not in limits
                 else mem_lim + _float(limits["memory"]) / 1024
+            )
     return cpu_req, mem_req, cpu_lim, mem_lim
 
 
@@ -171,19 +177,22 @@ class KubernetesSampler:
         return str(self.api_client.configuration.host)
 
     @classmethod
-    def from_kubeconfig(cls, path: Path | None, namespace: str = "default",
-                        context: str | None = None, **kw: Any) -> KubernetesSampler:
+    def from_kubeconfig(
+        cls, path: Path | None, namespace: str = "default", context: str | None = None, **kw: Any
+    ) -> KubernetesSampler:
         """A sampler for the cluster of a kubeconfig (None: $KUBECONFIG, else ~/.kube/config)."""
         from kubernetes import config
 
         try:
             api = config.new_client_from_config(
-                config_file=str(path) if path else None, context=context, persist_config=False)
+                config_file=str(path) if path else None, context=context, persist_config=False
+            )
         except (config.ConfigException, OSError, TypeError) as exc:
             where = str(path) if path else os.environ.get("KUBECONFIG", "~/.kube/config")
             raise KubernetesSamplerError(
                 f"cannot use the kubeconfig {where}: {exc}",
-                hint="pass --kubeconfig FILE (the one `ggctl deploy` used)") from None
+                hint="pass --kubeconfig FILE (the one `ggctl deploy` used)",
+            ) from None
         api.configuration.retries = 0
         return cls(api, namespace, **kw)
 
@@ -199,8 +208,9 @@ class KubernetesSampler:
                 resp.release_conn()
 
     def _pods(self) -> list[dict[str, Any]]:
-        doc = self._json(self._core.list_namespaced_pod, self.namespace,
-                         label_selector=self.selector)
+        doc = self._json(
+            self._core.list_namespaced_pod, self.namespace, label_selector=self.selector
+        )
         return list(doc.get("items") or [])
 
     def _usage(self, names: set[str]) -> tuple[dict[str, tuple[float, float]], str]:
@@ -209,9 +219,14 @@ class KubernetesSampler:
         from urllib3.exceptions import HTTPError
 
         try:
-            doc = self._json(self._custom.list_namespaced_custom_object, METRICS_GROUP,
-                             METRICS_VERSION, self.namespace, "pods",
-                             label_selector=self.selector)
+            doc = self._json(
+                self._custom.list_namespaced_custom_object,
+                METRICS_GROUP,
+                METRICS_VERSION,
+                self.namespace,
+                "pods",
+                label_selector=self.selector,
+            )
         except ApiException as exc:
             return {}, f"metrics API: HTTP {exc.status} {exc.reason}"
         except HTTPError as exc:
@@ -235,8 +250,9 @@ class KubernetesSampler:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            doc = self._json(self._apps.list_namespaced_deployment, self.namespace,
-                             label_selector=self.selector)
+            doc = self._json(
+                self._apps.list_namespaced_deployment, self.namespace, label_selector=self.selector
+            )
         except ApiException:
             return None, None
         items = doc.get("items") or []
@@ -252,8 +268,11 @@ class KubernetesSampler:
         while self._hpa_api is not None:
             api = self._hpa_v2 if self._hpa_api == "v2" else self._hpa_v1
             try:
-                doc = self._json(api.list_namespaced_horizontal_pod_autoscaler, self.namespace,
-                                 label_selector=self.selector)
+                doc = self._json(
+                    api.list_namespaced_horizontal_pod_autoscaler,
+                    self.namespace,
+                    label_selector=self.selector,
+                )
             except ApiException as exc:
                 if exc.status != 404:
                     return None, None
@@ -275,10 +294,15 @@ class KubernetesSampler:
         pods = self._pods()
         counted = [p for p in pods if pod_counts(p)]
         self.strategies.update(
-            str(v) for p in pods if (v := _get(p, "metadata", "labels", STRATEGY_LABEL)))
+            str(v) for p in pods if (v := _get(p, "metadata", "labels", STRATEGY_LABEL))
+        )
         terminating = sum(1 for p in pods if _get(p, "metadata", "deletionTimestamp"))
-        pending = sum(1 for p in pods if _get(p, "status", "phase") == "Pending"
-                      and not _get(p, "metadata", "deletionTimestamp"))
+        pending = sum(
+            1
+            for p in pods
+            if _get(p, "status", "phase") == "Pending"
+            and not _get(p, "metadata", "deletionTimestamp")
+        )
         cpu_req, mem_req, cpu_lim, mem_lim = sum_resources(counted)
         names = {_get(p, "metadata", "name") for p in counted}
         usage, metrics_error = self._usage(names) if counted else ({}, "")
@@ -293,19 +317,30 @@ class KubernetesSampler:
         dep_desired, dep_ready = self._deployments()
         hpa_desired, hpa_current = self._hpa()
         detail = ClusterDetail(
-            time=now, pods_counted=len(counted), pods_pending=pending,
-            pods_terminating=terminating, pods_with_metrics=len(usage),
-            deployment_desired=dep_desired, deployment_ready=dep_ready,
-            hpa_desired=hpa_desired, hpa_current=hpa_current, metrics_error=metrics_error,
+            time=now,
+            pods_counted=len(counted),
+            pods_pending=pending,
+            pods_terminating=terminating,
+            pods_with_metrics=len(usage),
+            deployment_desired=dep_desired,
+            deployment_ready=dep_ready,
+            hpa_desired=hpa_desired,
+            hpa_current=hpa_current,
+            metrics_error=metrics_error,
         )
         self.details.append(detail)
         if self._writer is not None and self._fh is not None:
             self._writer.writerow(["" if v is None else v for v in astuple(detail)])
             self._fh.flush()
         return Sample(
-            time=now, n_replica=len(counted),
-            cpu_req_core=cpu_req, mem_req_KB=mem_req, cpu_lim_core=cpu_lim, mem_lim_KB=mem_lim,
-            cpu_use_core=cpu_use, mem_use_KB=mem_use,
+            time=now,
+            n_replica=len(counted),
+            cpu_req_core=cpu_req,
+            mem_req_KB=mem_req,
+            cpu_lim_core=cpu_lim,
+            mem_lim_KB=mem_lim,
+            cpu_use_core=cpu_use,
+            mem_use_KB=mem_use,
         )
 
     def check(self) -> Sample:

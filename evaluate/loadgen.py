@@ -101,12 +101,19 @@ def run_load(
     profile_path = out_dir / PROFILE_JSON
     profile_path.write_text(json.dumps(profile.to_dict(), indent=2) + "\n")
     cmd = [
-        sys.executable, "-m", "ggctl.evaluate.loadgen",
-        "--host", url,
-        "--path", path,
-        "--profile", str(profile_path),
-        "--out", str(out_dir),
-        "--timeout", str(request_timeout_s),
+        sys.executable,
+        "-m",
+        "ggctl.evaluate.loadgen",
+        "--host",
+        url,
+        "--path",
+        path,
+        "--profile",
+        str(profile_path),
+        "--out",
+        str(out_dir),
+        "--timeout",
+        str(request_timeout_s),
     ]
     if seed is not None:
         cmd += ["--seed", str(seed)]
@@ -117,7 +124,11 @@ def run_load(
     with log_path.open("w") as log_fh:
         # Own session: the terminal's Ctrl-C reaches only us, and we stop the child in order.
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=log_fh, text=True, env=env,
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=log_fh,
+            text=True,
+            env=env,
             start_new_session=True,
         )
         lines: queue.Queue[str | None] = queue.Queue()
@@ -178,7 +189,7 @@ def _parse(line: str) -> dict[str, Any] | None:
     if not line.startswith(_MARK):
         return None
     try:
-        msg = json.loads(line[len(_MARK):])
+        msg = json.loads(line[len(_MARK) :])
     except json.JSONDecodeError:
         return None
     return msg if isinstance(msg, dict) else None
@@ -290,10 +301,18 @@ def _child(argv: list[str] | None = None) -> int:
     writer.writerow(REQUEST_COLUMNS)
     holder: dict[str, Any] = {}
 
-    def on_request(request_type: str, name: str, response_time: float, response_length: int,
-                   response: Any = None, context: Any = None, exception: Any = None,
-                   start_time: float | None = None, url: str | None = None,
-                   **_: Any) -> None:
+    def on_request(
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int,
+        response: Any = None,
+        context: Any = None,
+        exception: Any = None,
+        start_time: float | None = None,
+        url: str | None = None,
+        **_: Any,
+    ) -> None:
         start = start_time if start_time is not None else time.time() - response_time / 1000
         offset = start - holder["t0"]
         stage = profile.stage_at(offset)
@@ -304,11 +323,18 @@ def _child(argv: list[str] | None = None) -> int:
             counts["failures"] += 1
         error = "" if ok else f"{type(exception).__name__}: {exception}"[:200].replace("\n", " ")
         runner = holder.get("runner")
-        writer.writerow([
-            f"{start:.6f}", f"{offset:.6f}", last_stage if stage is None else stage,
-            runner.user_count if runner is not None else 0,
-            f"{response_time:.3f}", status, 1 if ok else 0, error,
-        ])
+        writer.writerow(
+            [
+                f"{start:.6f}",
+                f"{offset:.6f}",
+                last_stage if stage is None else stage,
+                runner.user_count if runner is not None else 0,
+                f"{response_time:.3f}",
+                status,
+                1 if ok else 0,
+                error,
+            ]
+        )
 
     env.events.request.add_listener(on_request)
 
@@ -335,10 +361,15 @@ def _child(argv: list[str] | None = None) -> int:
         while True:
             elapsed = time.monotonic() - t0
             stage = profile.stage_at(elapsed)
-            emit("progress", elapsed_s=round(elapsed, 3),
-                 stage=last_stage if stage is None else stage, users=runner.user_count,
-                 requests=counts["requests"], failures=counts["failures"],
-                 cpu_s=round(time.process_time() - cpu0, 3))
+            emit(
+                "progress",
+                elapsed_s=round(elapsed, 3),
+                stage=last_stage if stage is None else stage,
+                users=runner.user_count,
+                requests=counts["requests"],
+                failures=counts["failures"],
+                cpu_s=round(time.process_time() - cpu0, 3),
+            )
             csv_fh.flush()
             gevent.sleep(args.progress_interval)
 

@@ -21,8 +21,15 @@ SIZE = (9.0, 4.2)
 
 #: One file per metric; `ggctl report` overlays runs on each.
 RUN_PLOTS = ("replicas", "cpu", "memory", "latency", "throughput")
-COMPARE_PLOTS = ("replicas", "cpu_used", "memory_used", "memory_requested", "latency_p50",
-                 "latency_p95", "throughput")
+COMPARE_PLOTS = (
+    "replicas",
+    "cpu_used",
+    "memory_used",
+    "memory_requested",
+    "latency_p50",
+    "latency_p95",
+    "throughput",
+)
 
 
 def _nan(v: float | None) -> float:
@@ -91,18 +98,19 @@ def _title(run: RunData, what: str) -> str:
     return f"{what} · {run.label or run.strategy} · {prof.get('name', '?')} x{run.speed:g}"
 
 
-def _sample_xy(run: RunData, axis: _Axis, value: Callable[[Sample], float | None]
-               ) -> tuple[list[float], list[float]]:
+def _sample_xy(
+    run: RunData, axis: _Axis, value: Callable[[Sample], float | None]
+) -> tuple[list[float], list[float]]:
     samples = sorted(run.samples, key=lambda s: s.time)
-    return (axis([run.profile_time(s.time) for s in samples]),
-            [_nan(value(s)) for s in samples])
+    return (axis([run.profile_time(s.time) for s in samples]), [_nan(value(s)) for s in samples])
 
 
 # --------------------------------------------------------------------------- one run
 
 
-def plot_run(run: RunData, out_dir: Path, bucket_profile_s: float = BUCKET_PROFILE_S
-             ) -> dict[str, Path]:
+def plot_run(
+    run: RunData, out_dir: Path, bucket_profile_s: float = BUCKET_PROFILE_S
+) -> dict[str, Path]:
     """Write replicas.png, cpu.png, memory.png, latency.png, throughput.png for one run."""
     out_dir = Path(out_dir)
     axis = _Axis(_profile_s(run))
@@ -116,14 +124,26 @@ def plot_run(run: RunData, out_dir: Path, bucket_profile_s: float = BUCKET_PROFI
         det = sorted(run.details, key=lambda d: d.time)
         dx = axis([run.profile_time(d.time) for d in det])
         if any(d.hpa_desired is not None for d in det):
-            ax.step(dx, [_nan(d.hpa_desired) for d in det], where="post",
-                    label="HPA desired", linestyle="--")
+            ax.step(
+                dx,
+                [_nan(d.hpa_desired) for d in det],
+                where="post",
+                label="HPA desired",
+                linestyle="--",
+            )
         if any(d.deployment_ready is not None for d in det):
-            ax.step(dx, [_nan(d.deployment_ready) for d in det], where="post",
-                    label="Deployment ready", linestyle=":")
-    top = max([v for v in y if not math.isnan(v)] + [
-        v for d in run.details for v in (d.hpa_desired, d.deployment_ready) if v is not None
-    ] + [1])
+            ax.step(
+                dx,
+                [_nan(d.deployment_ready) for d in det],
+                where="post",
+                label="Deployment ready",
+                linestyle=":",
+            )
+    top = max(
+        [v for v in y if not math.isnan(v)]
+        + [v for d in run.details for v in (d.hpa_desired, d.deployment_ready) if v is not None]
+        + [1]
+    )
     ax.set_ylim(0, top + 1.5)  # room for the legend above the lines
     ax.yaxis.get_major_locator().set_params(integer=True)
     _stages(ax, run, axis)
@@ -159,15 +179,21 @@ def plot_run(run: RunData, out_dir: Path, bucket_profile_s: float = BUCKET_PROFI
     _legend(ax)
     files["memory"] = _save(fig, out_dir / "memory.png")
 
-    fig, ax = _figure(_title(run, f"latency per {bucket_profile_s:g} s of profile time"),
-                      "ms", axis)
+    fig, ax = _figure(
+        _title(run, f"latency per {bucket_profile_s:g} s of profile time"), "ms", axis
+    )
     bx = axis([b.t for b in buckets])
     ax.plot(bx, [_nan(b.p50_ms) for b in buckets], marker=".", label="p50")
     ax.plot(bx, [_nan(b.p95_ms) for b in buckets], marker=".", label="p95")
     mean = run.scores.get("mean_response_ms")
     if mean is not None:
-        ax.axhline(mean, color="0.3", linestyle="--", linewidth=1,
-                   label=f"mean of all successes {mean:,.0f} ms")
+        ax.axhline(
+            mean,
+            color="0.3",
+            linestyle="--",
+            linewidth=1,
+            label=f"mean of all successes {mean:,.0f} ms",
+        )
     ax.set_ylim(bottom=0)
     _stages(ax, run, axis)
     _legend(ax)
@@ -177,15 +203,15 @@ def plot_run(run: RunData, out_dir: Path, bucket_profile_s: float = BUCKET_PROFI
     ax.plot(bx, [b.rate for b in buckets], marker=".", label="successful")
     wall = bucket_profile_s / run.speed
     if any(b.failures for b in buckets):
-        ax.plot(bx, [b.failures / wall for b in buckets], marker="x", color="tab:red",
-                label="failed")
+        ax.plot(
+            bx, [b.failures / wall for b in buckets], marker="x", color="tab:red", label="failed"
+        )
     ax.set_ylim(bottom=0)
     _stages(ax, run, axis)
     users = _users_steps(run)
     if users:
         twin = ax.twinx()
-        twin.step(axis(users[0]), users[1], where="post", color="0.5", linewidth=1,
-                  label="users")
+        twin.step(axis(users[0]), users[1], where="post", color="0.5", linewidth=1, label="users")
         twin.set_ylabel("concurrent users", color="0.4")
         twin.set_ylim(bottom=0)
     _legend(ax)
@@ -210,8 +236,9 @@ def _users_steps(run: RunData) -> tuple[list[float], list[float]] | None:
 # --------------------------------------------------------------------------- several runs
 
 
-def _series(run: RunData, metric: str, axis: _Axis, bucket_profile_s: float
-            ) -> tuple[list[float], list[float], str] | None:
+def _series(
+    run: RunData, metric: str, axis: _Axis, bucket_profile_s: float
+) -> tuple[list[float], list[float], str] | None:
     sample_metrics: dict[str, tuple[Callable[[Sample], float | None], float]] = {
         "replicas": (lambda s: s.n_replica, 1.0),
         "cpu_used": (lambda s: s.cpu_use_core, 1.0),
@@ -244,8 +271,9 @@ _COMPARE_LABELS = {
 }
 
 
-def plot_runs(runs: Sequence[RunData], out_dir: Path,
-              bucket_profile_s: float = BUCKET_PROFILE_S) -> dict[str, Path]:
+def plot_runs(
+    runs: Sequence[RunData], out_dir: Path, bucket_profile_s: float = BUCKET_PROFILE_S
+) -> dict[str, Path]:
     """One PNG per metric (COMPARE_PLOTS) with every run overlaid, labelled `run.label`."""
     out_dir = Path(out_dir)
     axis = _Axis(max((_profile_s(r) for r in runs), default=0.0))
@@ -277,8 +305,15 @@ def plot_runs(runs: Sequence[RunData], out_dir: Path,
         if drawn:
             _legend(ax)
         else:
-            ax.text(0.5, 0.5, "no data in these runs", ha="center", va="center",
-                    transform=ax.transAxes, color="0.4")
+            ax.text(
+                0.5,
+                0.5,
+                "no data in these runs",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="0.4",
+            )
         ax.set_ylim(bottom=0)
         if metric == "replicas":
             ax.yaxis.get_major_locator().set_params(integer=True)

@@ -44,13 +44,19 @@ class Stage:
     max_delay_s: float
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.duration_s, (int, float)) and math.isfinite(self.duration_s)
-                and self.duration_s > 0):
+        if not (
+            isinstance(self.duration_s, (int, float))
+            and math.isfinite(self.duration_s)
+            and self.duration_s > 0
+        ):
             raise ValueError(f"duration_s must be a number > 0, got {self.duration_s!r}")
         if isinstance(self.users, bool) or not isinstance(self.users, int) or self.users < 1:
             raise ValueError(f"users must be a whole number >= 1, got {self.users!r}")
-        if not (isinstance(self.max_delay_s, (int, float)) and math.isfinite(self.max_delay_s)
-                and self.max_delay_s >= 0):
+        if not (
+            isinstance(self.max_delay_s, (int, float))
+            and math.isfinite(self.max_delay_s)
+            and self.max_delay_s >= 0
+        ):
             raise ValueError(f"max_delay_s must be a number >= 0, got {self.max_delay_s!r}")
 
 
@@ -161,12 +167,16 @@ class Profile:
     def from_dict(cls, data: Any, source: str = "profile") -> Profile:
         """Build a profile from parsed YAML/JSON, with errors that name the bad field."""
         if not isinstance(data, dict):
-            raise ProfileError(f"{source}: expected a mapping with `name` and `stages`, "
-                               f"got {type(data).__name__}", hint=_FORMAT_HINT)
+            raise ProfileError(
+                f"{source}: expected a mapping with `name` and `stages`, got {type(data).__name__}",
+                hint=_FORMAT_HINT,
+            )
         unknown = set(data) - {"name", "stages", "speed"}
         if unknown:
-            raise ProfileError(f"{source}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
-                               hint=_FORMAT_HINT)
+            raise ProfileError(
+                f"{source}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
+                hint=_FORMAT_HINT,
+            )
         raw_stages = data.get("stages")
         if not isinstance(raw_stages, list) or not raw_stages:
             raise ProfileError(f"{source}: `stages` must be a non-empty list", hint=_FORMAT_HINT)

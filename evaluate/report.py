@@ -32,20 +32,35 @@ def scores_table(scores: Scores, title: str = "Scores") -> Table:
     table.add_column("value", justify="right")
     table.add_column("note", style="dim")
     rows = [
-        ("transaction rate", _fmt(scores.transaction_rate, ",.2f", " /s"),
-         f"successes / {scores.duration_s:,.1f} s"),
-        ("mean response time", _fmt(scores.mean_response_ms, ",.1f", " ms"),
-         "over every successful request"),
-        ("p50 / p95 / p99",
-         " / ".join(_fmt(v, ",.1f") for v in (scores.p50_ms, scores.p95_ms, scores.p99_ms))
-         + " ms", ""),
+        (
+            "transaction rate",
+            _fmt(scores.transaction_rate, ",.2f", " /s"),
+            f"successes / {scores.duration_s:,.1f} s",
+        ),
+        (
+            "mean response time",
+            _fmt(scores.mean_response_ms, ",.1f", " ms"),
+            "over every successful request",
+        ),
+        (
+            "p50 / p95 / p99",
+            " / ".join(_fmt(v, ",.1f") for v in (scores.p50_ms, scores.p95_ms, scores.p99_ms))
+            + " ms",
+            "",
+        ),
         ("max response time", _fmt(scores.max_ms, ",.1f", " ms"), ""),
         ("successes", f"{scores.successes:,}", ""),
-        ("failures", f"{scores.failures:,}",
-         f"{scores.failure_ratio:.2%} of {scores.requests:,}" if scores.requests else ""),
+        (
+            "failures",
+            f"{scores.failures:,}",
+            f"{scores.failure_ratio:.2%} of {scores.requests:,}" if scores.requests else "",
+        ),
         ("memory used (mean)", _mib(scores.mean_mem_used_KB), f"{scores.samples} samples"),
-        ("memory requested (mean)", _mib(scores.mean_mem_requested_KB),
-         "" if scores.mean_mem_requested_KB is not None else "no requests set locally"),
+        (
+            "memory requested (mean)",
+            _mib(scores.mean_mem_requested_KB),
+            "" if scores.mean_mem_requested_KB is not None else "no requests set locally",
+        ),
         ("CPU used (mean)", _fmt(scores.mean_cpu_used_cores, ".2f", " cores"), ""),
     ]
     for name, value, note in rows:
@@ -63,8 +78,12 @@ def stages_table(scores: Scores, profile: Profile) -> Table:
         s = by_index.get(i)
         ok = s.successes if s else 0
         table.add_row(
-            str(i + 1), str(stage.users), f"{stage.max_delay_s:.3g} s", f"{ok:,}",
-            f"{s.failures if s else 0:,}", f"{ok / stage.duration_s:,.1f}",
+            str(i + 1),
+            str(stage.users),
+            f"{stage.max_delay_s:.3g} s",
+            f"{ok:,}",
+            f"{s.failures if s else 0:,}",
+            f"{ok / stage.duration_s:,.1f}",
             _fmt(s.mean_response_ms if s else None, ",.1f"),
         )
     return table
@@ -87,14 +106,31 @@ def write_stages_csv(path: Path, scores: Scores, profile: Profile) -> Path:
     by_index = {s.stage: s for s in scores.stages}
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["stage", "duration_s", "users", "max_delay_s", "successes", "failures",
-                    "transaction_rate", "mean_response_ms"])
+        w.writerow(
+            [
+                "stage",
+                "duration_s",
+                "users",
+                "max_delay_s",
+                "successes",
+                "failures",
+                "transaction_rate",
+                "mean_response_ms",
+            ]
+        )
         for i, stage in enumerate(profile.stages):
             s = by_index.get(i)
             ok = s.successes if s else 0
-            w.writerow([
-                i + 1, f"{stage.duration_s:g}", stage.users, f"{stage.max_delay_s:g}", ok,
-                s.failures if s else 0, f"{ok / stage.duration_s:.4f}",
-                "" if s is None or s.mean_response_ms is None else f"{s.mean_response_ms:.3f}",
-            ])
+            w.writerow(
+                [
+                    i + 1,
+                    f"{stage.duration_s:g}",
+                    stage.users,
+                    f"{stage.max_delay_s:g}",
+                    ok,
+                    s.failures if s else 0,
+                    f"{ok / stage.duration_s:.4f}",
+                    "" if s is None or s.mean_response_ms is None else f"{s.mean_response_ms:.3f}",
+                ]
+            )
     return path

@@ -85,16 +85,17 @@ def load_run(path: Path) -> RunData:
     path = Path(path).expanduser()
     results_path = path / RESULTS_JSON
     if not results_path.is_file():
-        raise RunDirError(f"{path} is not a finished run: no {RESULTS_JSON}",
-                          hint="give directories written by `ggctl evaluate` or `ggctl demo` "
-                               "(<state dir>/runs/...)")
+        raise RunDirError(
+            f"{path} is not a finished run: no {RESULTS_JSON}",
+            hint="give directories written by `ggctl evaluate` or `ggctl demo` "
+            "(<state dir>/runs/...)",
+        )
     try:
         results = json.loads(results_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise RunDirError(f"{results_path}: cannot read it: {exc}") from None
     try:
-        requests = read_request_log(path / REQUESTS_CSV) if (path / REQUESTS_CSV).is_file() \
-            else []
+        requests = read_request_log(path / REQUESTS_CSV) if (path / REQUESTS_CSV).is_file() else []
         samples = read_samples(path / SAMPLES_CSV) if (path / SAMPLES_CSV).is_file() else []
         details: list[Any] = []
         if (path / CLUSTER_CSV).is_file():
@@ -147,8 +148,14 @@ def request_buckets(run: RunData, bucket_profile_s: float = BUCKET_PROFILE_S) ->
     out = []
     for i in range(n):
         lat = sorted(ok[i])
-        out.append(Bucket(
-            t=(i + 0.5) * bucket_profile_s, successes=len(lat), failures=failed[i],
-            p50_ms=percentile(lat, 50), p95_ms=percentile(lat, 95), rate=len(lat) / wall,
-        ))
+        out.append(
+            Bucket(
+                t=(i + 0.5) * bucket_profile_s,
+                successes=len(lat),
+                failures=failed[i],
+                p50_ms=percentile(lat, 50),
+                p95_ms=percentile(lat, 95),
+                rate=len(lat) / wall,
+            )
+        )
     return out

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from ggctl.errors import GgctlError
 
 SSH_USER = "cc"  # the default user of Chameleon's CC-Ubuntu images
@@ -25,8 +26,9 @@ def build_inventory(state: dict[str, Any]) -> dict[str, Any]:
     fip = state.get("floating_ip")
     nodes = state.get("nodes") or []
     if not fip or not nodes:
-        raise GgctlError("no reserved nodes with a floating IP in the state",
-                         hint="run `ggctl reserve` first")
+        raise GgctlError(
+            "no reserved nodes with a floating IP in the state", hint="run `ggctl reserve` first"
+        )
     hosts: dict[str, dict[str, Any]] = {}
     key = state.get("private_key")
     for n in nodes:
@@ -47,11 +49,12 @@ def build_inventory(state: dict[str, Any]) -> dict[str, Any]:
     first = {JUMP_HOST: {}} if JUMP_HOST in hosts else {names[0]: {}}
     return {
         "all": {
-            "vars": {"ansible_python_interpreter": "/usr/bin/python3",
-                     "floating_ip": fip,
-                     # Outside the experiment subnet's DHCP pool (provision/topology.py).
-                     **({"metallb_address_pool": state["lb_pool"]}
-                        if state.get("lb_pool") else {})},
+            "vars": {
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "floating_ip": fip,
+                # Outside the experiment subnet's DHCP pool (provision/topology.py).
+                **({"metallb_address_pool": state["lb_pool"]} if state.get("lb_pool") else {}),
+            },
             "hosts": hosts,
             "children": {
                 "k8s_cluster": {"children": {"kube_control_plane": {}, "kube_node": {}}},

@@ -16,9 +16,11 @@ def build_ssh_config(state: dict[str, Any]) -> str:
     lines = ["# Written by `ggctl reserve`; use: ssh -F THIS_FILE node-1", ""]
     for n in state["nodes"]:
         jump = n["node"] != JUMP_HOST
-        lines += [f"Host {n['node']}",
-                  f"    HostName {n['private_ip'] if jump else fip}",
-                  f"    User {SSH_USER}"]
+        lines += [
+            f"Host {n['node']}",
+            f"    HostName {n['private_ip'] if jump else fip}",
+            f"    User {SSH_USER}",
+        ]
         if jump:
             lines.append(f"    ProxyJump {JUMP_HOST}")
         if key:

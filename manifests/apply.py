@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ggctl.errors import GgctlError
 from rich.console import Console
+
+from ggctl.errors import GgctlError
 
 from .render import KIND_ORDER
 from .strategy import OURS_SELECTOR, STRATEGY_LABEL
@@ -34,8 +35,13 @@ MANAGED_KINDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("v1",), "ConfigMap"),
 )
 #: Prune order: what routes traffic or scales first, the workload last.
-DELETE_ORDER = ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment",
-                "ConfigMap")
+DELETE_ORDER = (
+    "Service",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Deployment",
+    "ConfigMap",
+)
 
 #: Waiting reasons that never heal by themselves: fail the rollout at once.
 FATAL_WAITING = {
@@ -49,15 +55,15 @@ FATAL_WAITING = {
 }
 HINTS = {
     "image": "Check the image reference (--image) and that every node can pull from the "
-             "registry: `ggctl build` pushes node-0:5000/ml-app:<tag>.",
+    "registry: `ggctl build` pushes node-0:5000/ml-app:<tag>.",
     "CrashLoopBackOff": "The service exits at start; its last log lines are above "
-                        "(`kubectl logs --previous` shows more).",
+    "(`kubectl logs --previous` shows more).",
     "OOMKilled": "The container ran out of memory: raise the memory limit of the strategy.",
     "Unschedulable": "The pods' CPU/memory requests do not fit on any node's free capacity: "
-                     "use a strategy with smaller requests or free the cluster "
-                     "(`kubectl get pods -A`).",
+    "use a strategy with smaller requests or free the cluster "
+    "(`kubectl get pods -A`).",
     "timeout": "The pods did not become ready in time: look at the events above (readiness "
-               "probe failures, slow image pulls); raise --timeout for a slow first pull.",
+    "probe failures, slow image pulls); raise --timeout for a slow first pull.",
 }
 
 
@@ -68,8 +74,16 @@ class DeployError(GgctlError):
 class RolloutFailed(GgctlError):
     """A Deployment did not become ready; the message names the pod, its reason and events."""
 
-    def __init__(self, message: str, hint: str | None = None, *, deployment: str = "",
-                 pod: str | None = None, reason: str = "", events: list[str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        deployment: str = "",
+        pod: str | None = None,
+        reason: str = "",
+        events: list[str] | None = None,
+    ):
         super().__init__(message, hint)
         self.deployment = deployment
         self.pod = pod
@@ -113,7 +127,8 @@ class Cluster:
         self._cache_dir = tempfile.TemporaryDirectory(prefix="ggctl-discovery-")
         with self.errors("discovery"):
             self.dyn = dynamic.DynamicClient(
-                api_client, cache_file=os.path.join(self._cache_dir.name, "discovery.json"))
+                api_client, cache_file=os.path.join(self._cache_dir.name, "discovery.json")
+            )
 
     @classmethod
     def from_kubeconfig(cls, path: Path | None = None, context: str | None = None) -> Cluster:
@@ -121,12 +136,14 @@ class Cluster:
 
         try:
             api = config.new_client_from_config(
-                config_file=str(path) if path else None, context=context, persist_config=False)
+                config_file=str(path) if path else None, context=context, persist_config=False
+            )
         except (config.ConfigException, OSError, TypeError) as exc:
             where = str(path) if path else os.environ.get("KUBECONFIG", "~/.kube/config")
-            raise DeployError(f"cannot use the kubeconfig {where}: {exc}",
-                              hint="pass --kubeconfig FILE (a kind, k3s or kubeadm admin.conf "
-                                   "works)") from None
+            raise DeployError(
+                f"cannot use the kubeconfig {where}: {exc}",
+                hint="pass --kubeconfig FILE (a kind, k3s or kubeadm admin.conf works)",
+            ) from None
         api.configuration.retries = 1
         return cls(api)
 
@@ -144,9 +161,10 @@ class Cluster:
             yield
         except Urllib3Error as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise DeployError(f"cannot reach the Kubernetes API at {self.host} ({doing}): "
-                              f"{reason}", hint="check the kubeconfig (--kubeconfig) and that "
-                              "the cluster is up") from None
+            raise DeployError(
+                f"cannot reach the Kubernetes API at {self.host} ({doing}): {reason}",
+                hint="check the kubeconfig (--kubeconfig) and that the cluster is up",
+            ) from None
 
     def resource(self, api_version: str, kind: str) -> Any:
         with self.errors(f"discovering {kind}"):
@@ -189,12 +207,15 @@ def ensure_namespace(cluster: Cluster, namespace: str) -> None:
             return
         except ApiException as exc:
             if _status_of(exc) != 404:
-                raise DeployError(f"cannot read namespace {namespace}: {api_message(exc)}") \
-                    from None
-        ns.server_side_apply(body={"apiVersion": "v1", "kind": "Namespace",
-                                   "metadata": {"name": namespace}},
-                             field_manager=FIELD_MANAGER, force_conflicts=True,
-                             _request_timeout=cluster.timeout)
+                raise DeployError(
+                    f"cannot read namespace {namespace}: {api_message(exc)}"
+                ) from None
+        ns.server_side_apply(
+            body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+            _request_timeout=cluster.timeout,
+        )
 
 
 def list_ours(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
@@ -211,11 +232,15 @@ def list_ours(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
                 continue
             with cluster.errors(f"listing {kind}s"):
                 try:
-                    items = res.get(namespace=namespace, label_selector=OURS_SELECTOR,
-                                    _request_timeout=cluster.timeout).to_dict()["items"]
+                    items = res.get(
+                        namespace=namespace,
+                        label_selector=OURS_SELECTOR,
+                        _request_timeout=cluster.timeout,
+                    ).to_dict()["items"]
                 except ApiException as exc:
-                    raise DeployError(f"cannot list {kind}s in {namespace}: "
-                                      f"{api_message(exc)}") from None
+                    raise DeployError(
+                        f"cannot list {kind}s in {namespace}: {api_message(exc)}"
+                    ) from None
             for item in items:
                 item.setdefault("kind", kind)
                 item.setdefault("apiVersion", version)
@@ -233,18 +258,25 @@ def apply_object(cluster: Cluster, obj: dict[str, Any]) -> dict[str, Any]:
     with cluster.errors(f"applying {obj['kind']} {name}"):
         try:
             return res.server_side_apply(
-                body=obj, name=name, namespace=obj["metadata"].get("namespace"),
-                field_manager=FIELD_MANAGER, force_conflicts=True,
-                _request_timeout=cluster.timeout).to_dict()
+                body=obj,
+                name=name,
+                namespace=obj["metadata"].get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+                _request_timeout=cluster.timeout,
+            ).to_dict()
         except ApiException as exc:
             msg = api_message(exc)
             hint = None
             if "already allocated" in msg:
-                hint = ("Another Service, not created by ggctl, holds that node port: find it "
-                        "with `kubectl get svc -A | grep 32000` and delete it (ggctl only "
-                        "removes objects labelled app.kubernetes.io/managed-by=ggctl).")
-            raise DeployError(f"the cluster refused {obj['kind']} {name}: {msg}", hint=hint) \
-                from None
+                hint = (
+                    "Another Service, not created by ggctl, holds that node port: find it "
+                    "with `kubectl get svc -A | grep 32000` and delete it (ggctl only "
+                    "removes objects labelled app.kubernetes.io/managed-by=ggctl)."
+                )
+            raise DeployError(
+                f"the cluster refused {obj['kind']} {name}: {msg}", hint=hint
+            ) from None
 
 
 def delete_object(cluster: Cluster, obj: dict[str, Any]) -> None:
@@ -254,16 +286,20 @@ def delete_object(cluster: Cluster, obj: dict[str, Any]) -> None:
     res = cluster.resource(obj["apiVersion"], obj["kind"])
     with cluster.errors(f"deleting {obj['kind']} {obj['metadata']['name']}"):
         try:
-            res.delete(name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace"),
-                       propagation_policy="Foreground", _request_timeout=cluster.timeout)
+            res.delete(
+                name=obj["metadata"]["name"],
+                namespace=obj["metadata"].get("namespace"),
+                propagation_policy="Foreground",
+                _request_timeout=cluster.timeout,
+            )
         except ApiException as exc:
             if _status_of(exc) != 404:
-                raise DeployError(f"cannot delete {obj['kind']} {obj['metadata']['name']}: "
-                                  f"{api_message(exc)}") from None
+                raise DeployError(
+                    f"cannot delete {obj['kind']} {obj['metadata']['name']}: {api_message(exc)}"
+                ) from None
 
 
-def wait_gone(cluster: Cluster, objs: list[dict[str, Any]], deadline: float,
-              poll: float) -> None:
+def wait_gone(cluster: Cluster, objs: list[dict[str, Any]], deadline: float, poll: float) -> None:
     from kubernetes.client.exceptions import ApiException
 
     pending = list(objs)
@@ -273,21 +309,27 @@ def wait_gone(cluster: Cluster, objs: list[dict[str, Any]], deadline: float,
             res = cluster.resource(obj["apiVersion"], obj["kind"])
             with cluster.errors("waiting for deletion"):
                 try:
-                    res.get(name=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"],
-                            _request_timeout=cluster.timeout)
+                    res.get(
+                        name=obj["metadata"]["name"],
+                        namespace=obj["metadata"]["namespace"],
+                        _request_timeout=cluster.timeout,
+                    )
                     still.append(obj)
                 except ApiException as exc:
                     if _status_of(exc) != 404:
-                        raise DeployError(f"cannot read {obj['kind']}: {api_message(exc)}") \
-                            from None
+                        raise DeployError(
+                            f"cannot read {obj['kind']}: {api_message(exc)}"
+                        ) from None
         pending = still
         if not pending:
             return
         if time.monotonic() > deadline:
             names = ", ".join(f"{o['kind']} {o['metadata']['name']}" for o in pending)
-            raise DeployError(f"timed out waiting for the previous strategy's objects to go: "
-                              f"{names}", hint="`kubectl get pods` shows what is left; a pod "
-                              "stuck Terminating usually means its node is down")
+            raise DeployError(
+                f"timed out waiting for the previous strategy's objects to go: {names}",
+                hint="`kubectl get pods` shows what is left; a pod "
+                "stuck Terminating usually means its node is down",
+            )
         time.sleep(poll)
 
 
@@ -303,9 +345,17 @@ def _same(before: dict[str, Any], after: dict[str, Any]) -> bool:
 # --------------------------------------------------------------------------- deploy
 
 
-def deploy(cluster: Cluster, objects: list[dict[str, Any]], namespace: str, *,
-           timeout: float = 600.0, console: Console | None = None, poll: float = 1.0,
-           unschedulable_grace: float = 60.0, wait: bool = True) -> DeployResult:
+def deploy(
+    cluster: Cluster,
+    objects: list[dict[str, Any]],
+    namespace: str,
+    *,
+    timeout: float = 600.0,
+    console: Console | None = None,
+    poll: float = 1.0,
+    unschedulable_grace: float = 60.0,
+    wait: bool = True,
+) -> DeployResult:
     """Make the namespace hold exactly `objects` of ggctl's, then wait for the rollout.
 
     Switching strategy deletes the previous one's leftovers *first* and waits for them to go,
@@ -324,29 +374,41 @@ def deploy(cluster: Cluster, objects: list[dict[str, Any]], namespace: str, *,
     stale.sort(key=lambda o: DELETE_ORDER.index(o["kind"]) if o["kind"] in DELETE_ORDER else 99)
     for obj in stale:
         strategy = (obj["metadata"].get("labels") or {}).get(STRATEGY_LABEL)
-        console.print(f"[dim]removing[/] {obj['kind']} {obj['metadata']['name']}"
-                      f"{f' (strategy {strategy})' if strategy else ''}", highlight=False)
+        console.print(
+            f"[dim]removing[/] {obj['kind']} {obj['metadata']['name']}"
+            f"{f' (strategy {strategy})' if strategy else ''}",
+            highlight=False,
+        )
         delete_object(cluster, obj)
         result.changes.append(Change(obj["kind"], obj["metadata"]["name"], "deleted", strategy))
     if stale:
         wait_gone(cluster, stale, deadline, poll)
-    for obj in sorted(objects, key=lambda o: KIND_ORDER.index(o["kind"])
-                      if o["kind"] in KIND_ORDER else 99):
+    for obj in sorted(
+        objects, key=lambda o: KIND_ORDER.index(o["kind"]) if o["kind"] in KIND_ORDER else 99
+    ):
         after = apply_object(cluster, obj)
         before = existing.get(_key(obj))
-        action = "created" if before is None else (
-            "unchanged" if _same(before, after) else "configured")
+        action = (
+            "created" if before is None else ("unchanged" if _same(before, after) else "configured")
+        )
         strategy = (obj["metadata"].get("labels") or {}).get(STRATEGY_LABEL)
         result.changes.append(Change(obj["kind"], obj["metadata"]["name"], action, strategy))
-        console.print(f"[dim]{action:>10}[/] {obj['kind']} {obj['metadata']['name']}",
-                      highlight=False)
+        console.print(
+            f"[dim]{action:>10}[/] {obj['kind']} {obj['metadata']['name']}", highlight=False
+        )
     if wait:
         start = time.monotonic()
         for obj in objects:
             if obj["kind"] == "Deployment":
-                wait_rollout(cluster, obj["metadata"]["name"], namespace, deadline=deadline,
-                             console=console, poll=poll,
-                             unschedulable_grace=unschedulable_grace)
+                wait_rollout(
+                    cluster,
+                    obj["metadata"]["name"],
+                    namespace,
+                    deadline=deadline,
+                    console=console,
+                    poll=poll,
+                    unschedulable_grace=unschedulable_grace,
+                )
         result.rollout_s = time.monotonic() - start
     return result
 
@@ -381,8 +443,11 @@ def diagnose(pod: dict[str, Any]) -> Problem | None:
         if reason == "ErrImagePull":  # retried with back-off: fatal once it is ImagePullBackOff
             return Problem(name, reason, waiting.get("message", ""), cs.get("name"), fatal=False)
     for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
-                and cond.get("reason") == "Unschedulable":
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
             return Problem(name, "Unschedulable", cond.get("message", ""), fatal=False)
     if status.get("phase") == "Failed":
         return Problem(name, status.get("reason") or "Failed", status.get("message") or "")
@@ -393,8 +458,11 @@ def pod_events(cluster: Cluster, namespace: str, pod: str, limit: int = 12) -> l
     """The pod's events, oldest first, as `TYPE REASON (xN): MESSAGE` lines."""
     try:
         res = cluster.resource("v1", "Event")
-        items = res.get(namespace=namespace, field_selector=f"involvedObject.name={pod}",
-                        _request_timeout=cluster.timeout).to_dict()["items"]
+        items = res.get(
+            namespace=namespace,
+            field_selector=f"involvedObject.name={pod}",
+            _request_timeout=cluster.timeout,
+        ).to_dict()["items"]
     except Exception:  # events are an explanation, never a second failure
         return []
 
@@ -407,19 +475,27 @@ def pod_events(cluster: Cluster, namespace: str, pod: str, limit: int = 12) -> l
     lines = []
     for ev in sorted(items, key=when)[-limit:]:
         count = ev.get("count") or 1
-        lines.append(f"{ev.get('type', ''):<7} {ev.get('reason', '')}"
-                     f"{f' (x{count})' if count > 1 else ''}: {ev.get('message', '').strip()}")
+        lines.append(
+            f"{ev.get('type', ''):<7} {ev.get('reason', '')}"
+            f"{f' (x{count})' if count > 1 else ''}: {ev.get('message', '').strip()}"
+        )
     return lines
 
 
-def pod_log_tail(cluster: Cluster, namespace: str, pod: str, container: str | None,
-                 lines: int = 15) -> list[str]:
+def pod_log_tail(
+    cluster: Cluster, namespace: str, pod: str, container: str | None, lines: int = 15
+) -> list[str]:
     try:
         from kubernetes import client
 
         text = client.CoreV1Api(cluster.api_client).read_namespaced_pod_log(
-            pod, namespace, container=container, previous=True, tail_lines=lines,
-            _request_timeout=cluster.timeout)
+            pod,
+            namespace,
+            container=container,
+            previous=True,
+            tail_lines=lines,
+            _request_timeout=cluster.timeout,
+        )
     except Exception:
         return []
     return str(text).rstrip("\n").splitlines()[-lines:]
@@ -462,9 +538,15 @@ class _View:
                 TimeElapsedColumn,
             )
 
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                     BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                     console=console, transient=False)
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            )
             self.task = self.progress.add_task(label, total=1)
 
     def __enter__(self) -> _View:
@@ -479,15 +561,24 @@ class _View:
     def update(self, text: str, ready: int, desired: int) -> None:
         line = f"{self.label}: {text}"
         if self.progress is not None:
-            self.progress.update(self.task, description=line, completed=ready,
-                                 total=max(desired, 1))
+            self.progress.update(
+                self.task, description=line, completed=ready, total=max(desired, 1)
+            )
         elif line != self.last:
             self.console.print(line, highlight=False)
         self.last = line
 
 
-def wait_rollout(cluster: Cluster, name: str, namespace: str, *, deadline: float,
-                 console: Console, poll: float = 1.0, unschedulable_grace: float = 60.0) -> None:
+def wait_rollout(
+    cluster: Cluster,
+    name: str,
+    namespace: str,
+    *,
+    deadline: float,
+    console: Console,
+    poll: float = 1.0,
+    unschedulable_grace: float = 60.0,
+) -> None:
     """Wait until Deployment `name` has all its pods available; fail early and clearly."""
     from kubernetes.client.exceptions import ApiException
 
@@ -499,22 +590,29 @@ def wait_rollout(cluster: Cluster, name: str, namespace: str, *, deadline: float
         while True:
             with cluster.errors("waiting for the rollout"):
                 try:
-                    dep = deployments.get(name=name, namespace=namespace,
-                                          _request_timeout=cluster.timeout).to_dict()
+                    dep = deployments.get(
+                        name=name, namespace=namespace, _request_timeout=cluster.timeout
+                    ).to_dict()
                 except ApiException as exc:
-                    raise DeployError(f"cannot read Deployment {name}: {api_message(exc)}") \
-                        from None
+                    raise DeployError(
+                        f"cannot read Deployment {name}: {api_message(exc)}"
+                    ) from None
                 done, text, ready, desired = _rollout_state(dep)
                 for cond in (dep.get("status") or {}).get("conditions") or []:
-                    if cond.get("type") == "Progressing" and \
-                            cond.get("reason") == "ProgressDeadlineExceeded":
-                        problem = problem or Problem("", "ProgressDeadlineExceeded",
-                                                     cond.get("message", ""))
+                    if (
+                        cond.get("type") == "Progressing"
+                        and cond.get("reason") == "ProgressDeadlineExceeded"
+                    ):
+                        problem = problem or Problem(
+                            "", "ProgressDeadlineExceeded", cond.get("message", "")
+                        )
                         _fail(cluster, name, namespace, problem, "timeout")
-                selector = ",".join(f"{k}={v}" for k, v in
-                                    dep["spec"]["selector"].get("matchLabels", {}).items())
-                pods = pods_res.get(namespace=namespace, label_selector=selector,
-                                    _request_timeout=cluster.timeout).to_dict()["items"]
+                selector = ",".join(
+                    f"{k}={v}" for k, v in dep["spec"]["selector"].get("matchLabels", {}).items()
+                )
+                pods = pods_res.get(
+                    namespace=namespace, label_selector=selector, _request_timeout=cluster.timeout
+                ).to_dict()["items"]
             pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
             now = time.monotonic()
             waiting_on: dict[str, int] = {}
@@ -538,8 +636,9 @@ def wait_rollout(cluster: Cluster, name: str, namespace: str, *, deadline: float
             extra = ", ".join(f"{n} {r}" for r, n in sorted(waiting_on.items()))
             view.update(f"{text}{f' ({extra})' if extra else ''}", ready, desired)
             if now > deadline:
-                _fail(cluster, name, namespace, problem or _unready(pods), "timeout",
-                      timed_out=True)
+                _fail(
+                    cluster, name, namespace, problem or _unready(pods), "timeout", timed_out=True
+                )
             time.sleep(poll)
 
 
@@ -547,22 +646,34 @@ def _unready(pods: list[dict[str, Any]]) -> Problem | None:
     for pod in pods:
         for cond in (pod.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "Ready" and cond.get("status") != "True":
-                return Problem(pod["metadata"]["name"], "NotReady",
-                               cond.get("message") or "the readiness probe does not pass",
-                               fatal=False)
+                return Problem(
+                    pod["metadata"]["name"],
+                    "NotReady",
+                    cond.get("message") or "the readiness probe does not pass",
+                    fatal=False,
+                )
     return None
 
 
-def _fail(cluster: Cluster, deployment: str, namespace: str, problem: Problem | None,
-          kind: str, timed_out: bool = False) -> None:
+def _fail(
+    cluster: Cluster,
+    deployment: str,
+    namespace: str,
+    problem: Problem | None,
+    kind: str,
+    timed_out: bool = False,
+) -> None:
     head = f"rollout of Deployment {deployment} in {namespace} "
     head += "timed out" if timed_out else "failed"
     if problem is None:
-        raise RolloutFailed(head + ": no pod was created", HINTS["timeout"],
-                            deployment=deployment, reason="timeout")
-    lines = [head + (f": pod {problem.pod}: {problem.reason}" if problem.pod
-                     else f": {problem.reason}") + (f": {problem.message}" if problem.message
-                                                    else "")]
+        raise RolloutFailed(
+            head + ": no pod was created", HINTS["timeout"], deployment=deployment, reason="timeout"
+        )
+    lines = [
+        head
+        + (f": pod {problem.pod}: {problem.reason}" if problem.pod else f": {problem.reason}")
+        + (f": {problem.message}" if problem.message else "")
+    ]
     events = pod_events(cluster, namespace, problem.pod) if problem.pod else []
     if events:
         lines.append(f"events of pod {problem.pod}:")
@@ -573,8 +684,12 @@ def _fail(cluster: Cluster, deployment: str, namespace: str, problem: Problem | 
             lines.append(f"last log lines of {problem.pod} (previous container):")
             lines.extend(f"  {x}" for x in log)
     reason = problem.reason
-    hint_key = "image" if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-                                     "ErrImageNeverPull") else reason
+    hint_key = (
+        "image"
+        if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
+        else reason
+    )
     hint = HINTS.get(hint_key, HINTS["timeout"] if timed_out else None)
-    raise RolloutFailed("\n".join(lines), hint, deployment=deployment, pod=problem.pod,
-                        reason=reason, events=events)
+    raise RolloutFailed(
+        "\n".join(lines), hint, deployment=deployment, pod=problem.pod, reason=reason, events=events
+    )

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from ggctl.config import Settings
 from ggctl.errors import GgctlError
 from ggctl.state import StateDir
-from rich.console import Console
 
 from .render import render, to_json, to_yaml
 from .strategy import DEFAULT_IMAGE, get_strategy
@@ -57,25 +58,44 @@ def render_output(p: Plan, output: str) -> str:
     return to_json(p.objects) if output == "json" else to_yaml(p.objects)
 
 
-def run_deploy(settings: Settings, *, console: Console, poll: float = 1.0,
-               unschedulable_grace: float = 60.0) -> Any:
+def run_deploy(
+    settings: Settings, *, console: Console, poll: float = 1.0, unschedulable_grace: float = 60.0
+) -> Any:
     """Apply the plan to the cluster and wait for it; returns the apply.DeployResult."""
     from .apply import Cluster, deploy
 
     p = plan(settings)
     if p.image_source == "default":
-        console.print(f"[yellow]no image given and no `ggctl build` recorded: using "
-                      f"{p.image}[/]", highlight=False)
+        console.print(
+            f"[yellow]no image given and no `ggctl build` recorded: using {p.image}[/]",
+            highlight=False,
+        )
     cluster = Cluster.from_kubeconfig(resolve_kubeconfig(settings))
     try:
-        console.print(f"[bold]ggctl deploy[/] strategy {p.strategy}, image {p.image}, "
-                      f"namespace {p.namespace} on {cluster.host}", highlight=False)
-        result = deploy(cluster, p.objects, p.namespace, timeout=settings.deploy.timeout,
-                        console=console, poll=poll, unschedulable_grace=unschedulable_grace)
+        console.print(
+            f"[bold]ggctl deploy[/] strategy {p.strategy}, image {p.image}, "
+            f"namespace {p.namespace} on {cluster.host}",
+            highlight=False,
+        )
+        result = deploy(
+            cluster,
+            p.objects,
+            p.namespace,
+            timeout=settings.deploy.timeout,
+            console=console,
+            poll=poll,
+            unschedulable_grace=unschedulable_grace,
+        )
     finally:
         cluster.close()
-    StateDir(settings.state_dir).write("deploy", {
-        "strategy": p.strategy, "image": p.image, "namespace": p.namespace,
-        "server": cluster.host, "kubeconfig": str(resolve_kubeconfig(settings) or ""),
-    })
+    StateDir(settings.state_dir).write(
+        "deploy",
+        {
+            "strategy": p.strategy,
+            "image": p.image,
+            "namespace": p.namespace,
+            "server": cluster.host,
+            "kubeconfig": str(resolve_kubeconfig(settings) or ""),
+        },
+    )
     return result

@@ -48,8 +48,9 @@ def labels_for(strategy: Strategy) -> dict[str, str]:
     }
 
 
-def render(strategy: Strategy | str, image: str | None = None,
-           namespace: str | None = None) -> list[dict[str, Any]]:
+def render(
+    strategy: Strategy | str, image: str | None = None, namespace: str | None = None
+) -> list[dict[str, Any]]:
     """The objects of `strategy` for `image` in `namespace`, in apply order."""
     s = get_strategy(strategy) if isinstance(strategy, str) else strategy
     labels = labels_for(s)
@@ -85,8 +86,9 @@ def sort_objects(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def to_yaml(objects: Iterable[dict[str, Any]]) -> str:
     """One multi-document YAML stream, keys in manifest order."""
-    return yaml.safe_dump_all(list(objects), sort_keys=False, default_flow_style=False,
-                              explicit_start=True)
+    return yaml.safe_dump_all(
+        list(objects), sort_keys=False, default_flow_style=False, explicit_start=True
+    )
 
 
 def to_json(objects: Iterable[dict[str, Any]]) -> str:

@@ -89,8 +89,9 @@ class Autoscaling:
 
 
 # The course's container, shared by its three manifests.
-COURSE_RESOURCES = Resources(cpu_request="1", memory_request="2Gi", cpu_limit="2",
-                             memory_limit="4Gi")
+COURSE_RESOURCES = Resources(
+    cpu_request="1", memory_request="2Gi", cpu_limit="2", memory_limit="4Gi"
+)
 #: GET /test runs a real inference; 5 s period, 5 s delay, 3 successes; timeout and
 #: failureThreshold left at Kubernetes' defaults (1 s, 3) as in the course.
 COURSE_READINESS = Probe("/test", period_seconds=5, initial_delay_seconds=5, success_threshold=3)
@@ -178,7 +179,10 @@ class HpaStrategy(Strategy):
     service_type: str = "LoadBalancer"
     replicas: int | None = None
     autoscaling: Autoscaling | None = Autoscaling(
-        name="ml-app-hpa", min_replicas=1, max_replicas=5, target_cpu_percent=40,
+        name="ml-app-hpa",
+        min_replicas=1,
+        max_replicas=5,
+        target_cpu_percent=40,
         api_version="autoscaling/v1",
     )
 
@@ -199,7 +203,7 @@ class HpaStrategy(Strategy):
 #: second request competing for the same core.
 OPT_CPU_LIMIT_CORES = 1
 OPT_RESOURCES = Resources(
-    cpu_request="500m",     # half the limit: a quiet pod uses ~5m; the HPA acts on this
+    cpu_request="500m",  # half the limit: a quiet pod uses ~5m; the HPA acts on this
     memory_request="256Mi",  # ~150 MiB RSS + headroom for image buffers under load
     cpu_limit=str(OPT_CPU_LIMIT_CORES),
     memory_limit="512Mi",  # 3x RSS: an out-of-memory kill means a leak, not a busy minute
@@ -264,22 +268,28 @@ class OptimizedStrategy(Strategy):
     resources: Resources = OPT_RESOURCES
     #: /readyz answers from memory (503 until the warm-up inference is done): no inference
     #: every 5 s per pod as the course's /test probe costs, and no false "unready" under load.
-    readiness: Probe | None = Probe("/readyz", period_seconds=5, timeout_seconds=2,
-                                    failure_threshold=2)
+    readiness: Probe | None = Probe(
+        "/readyz", period_seconds=5, timeout_seconds=2, failure_threshold=2
+    )
     #: /healthz: the process answers at all; a wedged worker is restarted after 30 s.
-    liveness: Probe | None = Probe("/healthz", period_seconds=10, timeout_seconds=2,
-                                   failure_threshold=3)
+    liveness: Probe | None = Probe(
+        "/healthz", period_seconds=10, timeout_seconds=2, failure_threshold=3
+    )
     #: Up to 60 s to load the model before liveness applies.
     startup: Probe | None = Probe("/healthz", period_seconds=2, failure_threshold=30)
     autoscaling: Autoscaling | None = Autoscaling(
-        name="ml-app", min_replicas=1, max_replicas=5, target_cpu_percent=OPT_TARGET_CPU_PERCENT,
+        name="ml-app",
+        min_replicas=1,
+        max_replicas=5,
+        target_cpu_percent=OPT_TARGET_CPU_PERCENT,
         behavior=OPT_BEHAVIOR,
     )
     pdb_max_unavailable: int | None = 1
     pre_stop_sleep_s: int | None = OPT_PRE_STOP_SLEEP_S
     termination_grace_s: int | None = OPT_TERMINATION_GRACE_S
     env: tuple[tuple[str, str], ...] = field(
-        default_factory=lambda: _serve_env(OPT_CPU_LIMIT_CORES))
+        default_factory=lambda: _serve_env(OPT_CPU_LIMIT_CORES)
+    )
 
 
 STRATEGIES: dict[str, type[Strategy]] = {

@@ -43,17 +43,45 @@ class Backbone:
     note: str = ""
 
 
-BACKBONES: dict[str, Backbone] = {b.name: b for b in (
-    Backbone("vgg16", "VGG16", "caffe", 0.713, course=True,
-             note="the course's default; ~340 ms per image on one CPU thread"),
-    Backbone("mobilenetv2", "MobileNetV2", "tf", 0.713, has_width=True, course=True,
-             note="the course's light option; --width 0.35..1.4"),
-    Backbone("mobilenetv3-large", "MobileNetV3Large", "tf", 0.756, has_width=True,
-             builtin_flag=True,
-             note="fastest: as fast as MobileNetV2 (~9 ms) with 4 points more ImageNet top-1"),
-    Backbone("efficientnetv2-b0", "EfficientNetV2B0", "imagenet", 0.787, builtin_flag=True,
-             note="the default: most accurate that converts, ~22 ms (15x faster than VGG16)"),
-)}
+BACKBONES: dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        Backbone(
+            "vgg16",
+            "VGG16",
+            "caffe",
+            0.713,
+            course=True,
+            note="the course's default; ~340 ms per image on one CPU thread",
+        ),
+        Backbone(
+            "mobilenetv2",
+            "MobileNetV2",
+            "tf",
+            0.713,
+            has_width=True,
+            course=True,
+            note="the course's light option; --width 0.35..1.4",
+        ),
+        Backbone(
+            "mobilenetv3-large",
+            "MobileNetV3Large",
+            "tf",
+            0.756,
+            has_width=True,
+            builtin_flag=True,
+            note="fastest: as fast as MobileNetV2 (~9 ms) with 4 points more ImageNet top-1",
+        ),
+        Backbone(
+            "efficientnetv2-b0",
+            "EfficientNetV2B0",
+            "imagenet",
+            0.787,
+            builtin_flag=True,
+            note="the default: most accurate that converts, ~22 ms (15x faster than VGG16)",
+        ),
+    )
+}
 # Not offered: ConvNeXt-Tiny (81.3%) does not convert — tf2onnx 1.17 has no Erfc (its exact
 # GELU) and leaves Keras 3's depthwise convolutions as StatefulPartitionedCall nodes, which
 # ONNX Runtime cannot run; EfficientNetB0 (V1) always carries a Normalization layer, whose
@@ -69,8 +97,9 @@ def get_backbone(name: str) -> Backbone:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise BackboneError(f"unknown backbone {name!r}",
-                            hint=f"One of: {', '.join(BACKBONE_NAMES)}.") from None
+        raise BackboneError(
+            f"unknown backbone {name!r}", hint=f"One of: {', '.join(BACKBONE_NAMES)}."
+        ) from None
 
 
 def preprocessing_layers(spec: Backbone) -> list[Any]:
@@ -121,15 +150,20 @@ def set_preprocessing_weights(model: Any, spec: Backbone) -> None:
     """Load the fixed per-channel map into a model built with `add_preprocessing`."""
     if spec.preprocessing in ("caffe", "imagenet"):
         model.get_layer(f"to_{spec.preprocessing}").set_weights(
-            list(affine_kernel(spec.preprocessing)))
+            list(affine_kernel(spec.preprocessing))
+        )
 
 
 def build_backbone(spec: Backbone, img_size: int, weights: str | None, width: float) -> Any:
     """The keras.applications model without its top, global-average pooled."""
     import keras
 
-    kwargs: dict[str, Any] = {"include_top": False, "weights": weights,
-                              "input_shape": (img_size, img_size, 3), "pooling": "avg"}
+    kwargs: dict[str, Any] = {
+        "include_top": False,
+        "weights": weights,
+        "input_shape": (img_size, img_size, 3),
+        "pooling": "avg",
+    }
     if spec.has_width:
         kwargs["alpha"] = width
     if spec.builtin_flag:
@@ -145,14 +179,21 @@ def build_backbone(spec: Backbone, img_size: int, weights: str | None, width: fl
         raise BackboneError(
             f"could not get the ImageNet weights of {spec.name}: {exc}",
             hint="Keras downloads them to $KERAS_HOME/models (default ~/.keras/models); "
-                 "put the file there, or train from scratch with --weights none.",
+            "put the file there, or train from scratch with --weights none.",
         ) from None
     base.name = "backbone"
     return base
 
 
-def build_classifier(backbone: str, img_size: int, num_classes: int, *, weights: str = "imagenet",
-                     width: float = 1.0, dropout: float = 0.2) -> Any:
+def build_classifier(
+    backbone: str,
+    img_size: int,
+    num_classes: int,
+    *,
+    weights: str = "imagenet",
+    width: float = 1.0,
+    dropout: float = 0.2,
+) -> Any:
     """Input [0, 1] RGB → backbone's preprocessing → backbone → dropout → softmax head.
 
     The head is float32 even under a mixed-precision policy, so the probabilities (and the
@@ -167,8 +208,9 @@ def build_classifier(backbone: str, img_size: int, num_classes: int, *, weights:
     x = base(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
-                                 name="probabilities")(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(x)
     model = keras.Model(inputs, outputs, name=f"ggctl_{spec.name.replace('-', '_')}")
     set_preprocessing_weights(model, spec)
     return model
@@ -178,8 +220,9 @@ def backbone_of(model: Any) -> Any:
     return model.get_layer("backbone")
 
 
-def set_stage(model: Any, stage: int, unfreeze: float, bn_frozen: bool,
-              bn_momentum: float | None = None) -> int:
+def set_stage(
+    model: Any, stage: int, unfreeze: float, bn_frozen: bool, bn_momentum: float | None = None
+) -> int:
     """Make stage 1 (backbone frozen) or stage 2 (top `unfreeze` fraction trainable).
 
     Frozen batch-norm layers run in inference mode (Keras' rule for trainable=False), which

@@ -43,12 +43,14 @@ def _names(paths: Sequence[Path]) -> str:
 
 def is_image(path: Path) -> bool:
     """Whether `path` is a visible file with an image suffix."""
-    return path.is_file() and not path.name.startswith(".") and (
-        path.suffix.lower() in IMAGE_SUFFIXES)
+    return (
+        path.is_file() and not path.name.startswith(".") and (path.suffix.lower() in IMAGE_SUFFIXES)
+    )
 
 
-def resolve_split_dir(root: Path, split: str | None = None,
-                      default_split: str = "evaluation") -> Path:
+def resolve_split_dir(
+    root: Path, split: str | None = None, default_split: str = "evaluation"
+) -> Path:
     """The folder that holds the images: `root` itself, or one of its split folders.
 
     With `split` given, `root/split` must exist. Without it, a root that holds images is used
@@ -72,15 +74,23 @@ def resolve_split_dir(root: Path, split: str | None = None,
     subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     hint = ""
     if subdirs:
-        hint = (f"; it has subfolders ({', '.join(subdirs[:_SHOW])}) — a class-per-folder "
-                "layout is not Food-11's")
-    raise DatasetError(f"no images in {root}{hint}",
-                       hint="Put files named <class index>_<n>.jpg in the folder, or in "
-                            "training/, validation/ and evaluation/ subfolders.")
+        hint = (
+            f"; it has subfolders ({', '.join(subdirs[:_SHOW])}) — a class-per-folder "
+            "layout is not Food-11's"
+        )
+    raise DatasetError(
+        f"no images in {root}{hint}",
+        hint="Put files named <class index>_<n>.jpg in the folder, or in "
+        "training/, validation/ and evaluation/ subfolders.",
+    )
 
 
-def load_samples(root: Path, split: str | None = None, num_classes: int | None = None,
-                 default_split: str = "evaluation") -> list[Sample]:
+def load_samples(
+    root: Path,
+    split: str | None = None,
+    num_classes: int | None = None,
+    default_split: str = "evaluation",
+) -> list[Sample]:
     """All labelled images of a Food-11 layout folder, sorted by (label, number).
 
     Raises DatasetError naming the files that break the layout, or whose class index is not

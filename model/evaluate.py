@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from ggctl.app.inference import Classifier
 from ggctl.app.preprocess import ImageError
 from ggctl.errors import GgctlError
 from ggctl.model.dataset import load_samples, subsample
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
 class EvaluateError(GgctlError):
@@ -71,17 +72,30 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model, "model_name": self.model_name, "data": self.data,
-            "description": self.description, "images": self.images, "correct": self.correct,
+            "model": self.model,
+            "model_name": self.model_name,
+            "data": self.data,
+            "description": self.description,
+            "images": self.images,
+            "correct": self.correct,
             "accuracy": self.accuracy,
-            "per_class": [{"index": c.index, "name": c.name, "images": c.images,
-                           "correct": c.correct, "accuracy": c.accuracy if c.images else None}
-                          for c in self.per_class],
-            "confusion": self.confusion, "class_names": self.class_names,
+            "per_class": [
+                {
+                    "index": c.index,
+                    "name": c.name,
+                    "images": c.images,
+                    "correct": c.correct,
+                    "accuracy": c.accuracy if c.images else None,
+                }
+                for c in self.per_class
+            ],
+            "confusion": self.confusion,
+            "class_names": self.class_names,
             "mean_latency_ms": self.mean_latency_ms,
             "mean_inference_ms": self.mean_inference_ms,
             "mean_preprocess_ms": self.mean_preprocess_ms,
-            "p50_inference_ms": self.p50_inference_ms, "ort_threads": self.ort_threads,
+            "p50_inference_ms": self.p50_inference_ms,
+            "ort_threads": self.ort_threads,
             "skipped": self.skipped,
         }
 
@@ -125,9 +139,16 @@ def evaluate_model(
     prep_ms: list[float] = []
     skipped: list[str] = []
 
-    bar = Progress(TextColumn("[bold]evaluating[/]"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[acc]}"), TimeRemainingColumn(),
-                   console=console, disable=not progress, transient=True)
+    bar = Progress(
+        TextColumn("[bold]evaluating[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[acc]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress,
+        transient=True,
+    )
     with bar:
         task = bar.add_task("eval", total=len(samples), acc="")
         for sample in samples:
@@ -145,17 +166,26 @@ def evaluate_model(
 
     if not infer_ms:
         raise EvaluateError(f"none of the {len(samples)} images could be decoded")
-    per_class = [ClassAccuracy(i, meta.class_names[i], int(confusion[i].sum()),
-                               int(confusion[i, i])) for i in range(n)]
+    per_class = [
+        ClassAccuracy(i, meta.class_names[i], int(confusion[i].sum()), int(confusion[i, i]))
+        for i in range(n)
+    ]
     result = EvaluationResult(
-        model=str(model_path), model_name=meta.name, data=str(data_dir),
-        class_names=list(meta.class_names), images=int(confusion.sum()),
-        correct=int(np.trace(confusion)), per_class=per_class, confusion=confusion.tolist(),
-        mean_inference_ms=float(np.mean(infer_ms)), mean_preprocess_ms=float(np.mean(prep_ms)),
-        p50_inference_ms=float(np.median(infer_ms)), ort_threads=ort_threads, skipped=skipped,
+        model=str(model_path),
+        model_name=meta.name,
+        data=str(data_dir),
+        class_names=list(meta.class_names),
+        images=int(confusion.sum()),
+        correct=int(np.trace(confusion)),
+        per_class=per_class,
+        confusion=confusion.tolist(),
+        mean_inference_ms=float(np.mean(infer_ms)),
+        mean_preprocess_ms=float(np.mean(prep_ms)),
+        p50_inference_ms=float(np.median(infer_ms)),
+        ort_threads=ort_threads,
+        skipped=skipped,
         description=meta.description,
     )
     if json_path is not None:
         result.write_json(json_path)
     return result
-

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+
 from ggctl.app.modelmeta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from ggctl.errors import GgctlError
 from ggctl.model.metadata import set_metadata
@@ -59,9 +60,15 @@ class ExportReport:
     size_bytes: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "output": self.output, "framework": self.framework,
-                "meta": json.loads(self.meta.to_json()), "max_abs_diff": self.max_abs_diff,
-                "seconds": round(self.seconds, 3), "size_bytes": self.size_bytes}
+        return {
+            "source": self.source,
+            "output": self.output,
+            "framework": self.framework,
+            "meta": json.loads(self.meta.to_json()),
+            "max_abs_diff": self.max_abs_diff,
+            "seconds": round(self.seconds, 3),
+            "size_bytes": self.size_bytes,
+        }
 
 
 def detect_framework(src: Path) -> str:
@@ -79,7 +86,7 @@ def detect_framework(src: Path) -> str:
     raise ExportError(
         f"cannot tell the framework of {src.name} from its suffix",
         hint=f"Keras: {', '.join(KERAS_SUFFIXES)} or a SavedModel folder; PyTorch: "
-             f"{', '.join(TORCH_SUFFIXES)}; or pass --framework keras|torch.",
+        f"{', '.join(TORCH_SUFFIXES)}; or pass --framework keras|torch.",
     )
 
 
@@ -113,8 +120,10 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def _missing_extra(extra: str, what: str, exc: ImportError) -> ExportError:
-    return ExportError(f"exporting a {what} model needs the `{extra}` extra ({exc.name or exc} "
-                       "is not installed)", hint=f"pip install 'ggctl[{extra}]'")
+    return ExportError(
+        f"exporting a {what} model needs the `{extra}` extra ({exc.name or exc} is not installed)",
+        hint=f"pip install 'ggctl[{extra}]'",
+    )
 
 
 # --- Keras -------------------------------------------------------------------------------
@@ -134,7 +143,7 @@ def _keras_export(src: Path, size: tuple[int, int] | None, opset: int):
         sig = loaded.signatures.get("serving_default")
         if sig is None:
             raise ExportError(f"SavedModel {src} has no serving_default signature")
-        (arg_name, spec), = sig.structured_input_signature[1].items()
+        ((arg_name, spec),) = sig.structured_input_signature[1].items()
         out_key = sorted(sig.structured_outputs)[0]
         shape = list(spec.shape)
 
@@ -156,15 +165,16 @@ def _keras_export(src: Path, size: tuple[int, int] | None, opset: int):
         raise ExportError(f"expected an NHWC RGB image input [N, H, W, 3], the model takes {shape}")
     if size is None:
         if shape[1] is None or shape[2] is None:
-            raise ExportError("the model does not fix its input size",
-                              hint="Pass --input-size, e.g. --input-size 224.")
+            raise ExportError(
+                "the model does not fix its input size",
+                hint="Pass --input-size, e.g. --input-size 224.",
+            )
         size = (int(shape[1]), int(shape[2]))
     # A fixed H, W (only the batch free) is what makes from_function work on Keras 3.
     signature = [tf.TensorSpec([None, size[0], size[1], 3], tf.float32, name="input")]
     function = tf.function(call, input_signature=signature)
     try:
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
-                                                 opset=opset)
+        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
     except Exception as exc:
         raise ExportError(f"tf2onnx could not convert {src}: {exc}") from None
 
@@ -193,13 +203,14 @@ def _torch_export(src: Path, size: tuple[int, int] | None, opset: int):
             # Unpickling runs code from the file: only export models you trust.
             module = torch.load(str(src), map_location="cpu", weights_only=False)
         except Exception as exc:
-            raise ExportError(f"{src} is neither TorchScript nor a pickled torch module: {exc}"
-                              ) from None
+            raise ExportError(
+                f"{src} is neither TorchScript nor a pickled torch module: {exc}"
+            ) from None
     if isinstance(module, dict):
         raise ExportError(
             f"{src} holds a state_dict (weights only), not a model",
             hint="Save the whole model: torch.jit.save(torch.jit.script(model), 'model.pt') "
-                 "or torch.save(model, 'model.pt').",
+            "or torch.save(model, 'model.pt').",
         )
     if not isinstance(module, torch.nn.Module):
         raise ExportError(f"{src} holds a {type(module).__name__}, not a torch.nn.Module")
@@ -216,9 +227,14 @@ def _torch_export(src: Path, size: tuple[int, int] | None, opset: int):
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.filterwarnings("ignore", message="no signature found")
                 torch.onnx.export(
-                    module, (dummy,), str(path), input_names=["input"],
-                    output_names=["output"], dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
-                    opset_version=opset, dynamo=False,
+                    module,
+                    (dummy,),
+                    str(path),
+                    input_names=["input"],
+                    output_names=["output"],
+                    dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
+                    opset_version=opset,
+                    dynamo=False,
                 )
         except Exception as exc:
             raise ExportError(f"torch.onnx could not export {src}: {exc}") from None
@@ -302,21 +318,44 @@ def export_model(
             )
         class_names = FOOD11_CLASSES
     if len(class_names) != num_classes:
-        raise ExportError(f"{len(class_names)} class names given, the model outputs "
-                          f"{num_classes} scores")
+        raise ExportError(
+            f"{len(class_names)} class names given, the model outputs {num_classes} scores"
+        )
 
     meta = ModelMeta(
-        class_names=tuple(class_names), input_height=size[0], input_width=size[1],
-        layout=layout, scale=n_scale, mean=tuple(n_mean), std=tuple(n_std),
+        class_names=tuple(class_names),
+        input_height=size[0],
+        input_width=size[1],
+        layout=layout,
+        scale=n_scale,
+        mean=tuple(n_mean),
+        std=tuple(n_std),
         resample=default_resample,
         output="probabilities" if _looks_like_probabilities(got) else "logits",
-        name=name or src.stem, description=description,
+        name=name or src.stem,
+        description=description,
     )
-    overrides: dict[str, Any] = {"scale": scale, "mean": mean, "std": std,
-                                 "resample": resample, "output": output}
-    meta = replace(meta, **{k: tuple(v) if isinstance(v, list) else v
-                            for k, v in overrides.items() if v is not None})
+    overrides: dict[str, Any] = {
+        "scale": scale,
+        "mean": mean,
+        "std": std,
+        "resample": resample,
+        "output": output,
+    }
+    meta = replace(
+        meta,
+        **{
+            k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None
+        },
+    )
     set_metadata(proto, meta)
     save_model_atomic(proto, out)
-    return ExportReport(str(src), str(out), framework, meta, max_abs_diff,
-                        time.perf_counter() - start, out.stat().st_size)
+    return ExportReport(
+        str(src),
+        str(out),
+        framework,
+        meta,
+        max_abs_diff,
+        time.perf_counter() - start,
+        out.stat().st_size,
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+
 from ggctl.app.modelmeta import METADATA_KEY, ModelMeta, embedded_metadata
 
 

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper, numpy_helper
+
 from ggctl.app.modelmeta import FOOD11_CLASSES, ModelMeta
 from ggctl.model.metadata import set_metadata
-from onnx import TensorProto, helper, numpy_helper
 
 # (expansion t, output channels c, repeats n, first stride s) — Table 2 of the MobileNetV2
 # paper (Sandler et al., 2018).
@@ -92,8 +93,18 @@ class _Builder:
         self.params += array.size
         return name
 
-    def conv(self, x: str, cin: int, cout: int, k: int, stride: int, hw: int, *,
-             groups: int = 1, act: bool = True) -> tuple[str, int]:
+    def conv(
+        self,
+        x: str,
+        cin: int,
+        cout: int,
+        k: int,
+        stride: int,
+        hw: int,
+        *,
+        groups: int = 1,
+        act: bool = True,
+    ) -> tuple[str, int]:
         """Conv (with folded-BN bias), optional ReLU6; returns (output name, output size)."""
         name = self._name("conv")
         fan_in = (cin // groups) * k * k
@@ -104,17 +115,25 @@ class _Builder:
         b = self.rng.normal(0.0, 0.01, (cout,))
         pad = k // 2
         out_hw = (hw + 2 * pad - k) // stride + 1
-        self.nodes.append(helper.make_node(
-            "Conv", [x, self._init(f"{name}.w", w), self._init(f"{name}.b", b)], [name],
-            kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4, group=groups,
-            name=name,
-        ))
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, self._init(f"{name}.w", w), self._init(f"{name}.b", b)],
+                [name],
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                pads=[pad] * 4,
+                group=groups,
+                name=name,
+            )
+        )
         self.macs += out_hw * out_hw * cout * fan_in
         if not act:
             return name, out_hw
         relu = self._name("relu6")
-        self.nodes.append(helper.make_node("Clip", [name, "clip_min", "clip_max"], [relu],
-                                           name=relu))
+        self.nodes.append(
+            helper.make_node("Clip", [name, "clip_min", "clip_max"], [relu], name=relu)
+        )
         return relu, out_hw
 
     def block(self, x: str, cin: int, cout: int, stride: int, t: int, hw: int) -> tuple[str, int]:
@@ -151,16 +170,20 @@ def build_mobilenet_v2(
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, not {num_classes}")
     if class_names is None:
-        class_names = (FOOD11_CLASSES if num_classes == len(FOOD11_CLASSES)
-                       else tuple(f"class_{i}" for i in range(num_classes)))
+        class_names = (
+            FOOD11_CLASSES
+            if num_classes == len(FOOD11_CLASSES)
+            else tuple(f"class_{i}" for i in range(num_classes))
+        )
     if len(class_names) != num_classes:
         raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
 
     b = _Builder(np.random.default_rng(seed))
     b.inits.append(numpy_helper.from_array(np.array(0.0, np.float32), "clip_min"))
     b.inits.append(numpy_helper.from_array(np.array(6.0, np.float32), "clip_max"))
-    b.nodes.append(helper.make_node("Transpose", ["input"], ["input_nchw"], perm=[0, 3, 1, 2],
-                                    name="to_nchw"))
+    b.nodes.append(
+        helper.make_node("Transpose", ["input"], ["input_nchw"], perm=[0, 3, 1, 2], name="to_nchw")
+    )
 
     cin = make_divisible(32 * width)
     x, hw = b.conv("input_nchw", 3, cin, 3, 2, resolution)
@@ -176,24 +199,34 @@ def build_mobilenet_v2(
     b.nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1, name="flatten"))
     head_w = b.rng.normal(0.0, np.sqrt(1.0 / last), (num_classes, last))
     head_b = np.zeros(num_classes)
-    b.nodes.append(helper.make_node(
-        "Gemm", ["features", b._init("head.w", head_w), b._init("head.b", head_b)], ["logits"],
-        transB=1, name="head",
-    ))
+    b.nodes.append(
+        helper.make_node(
+            "Gemm",
+            ["features", b._init("head.w", head_w), b._init("head.b", head_b)],
+            ["logits"],
+            transB=1,
+            name="head",
+        )
+    )
     b.macs += last * num_classes
-    b.nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1,
-                                    name="softmax"))
+    b.nodes.append(
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1, name="softmax")
+    )
 
     graph = helper.make_graph(
         b.nodes,
         "mobilenetv2_demo",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                       ["N", resolution, resolution, 3])],
+        [
+            helper.make_tensor_value_info(
+                "input", TensorProto.FLOAT, ["N", resolution, resolution, 3]
+            )
+        ],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", num_classes])],
         initializer=b.inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="ggctl.model.mobilenet")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ggctl.model.mobilenet"
+    )
     model.ir_version = IR_VERSION
     model.doc_string = DEMO_DESCRIPTION
     cost = GraphCost(parameters=b.params, macs=b.macs)
@@ -207,8 +240,14 @@ def build_mobilenet_v2(
         output="probabilities",
         name=DEMO_NAME,
         description=DEMO_DESCRIPTION,
-        extra={"untrained": True, "architecture": "MobileNetV2", "width_multiplier": width,
-               "seed": seed, "parameters": cost.parameters, "macs": cost.macs},
+        extra={
+            "untrained": True,
+            "architecture": "MobileNetV2",
+            "width_multiplier": width,
+            "seed": seed,
+            "parameters": cost.parameters,
+            "macs": cost.macs,
+        },
     )
     set_metadata(model, meta)
     onnx.checker.check_model(model)
@@ -243,8 +282,9 @@ def demo_model_filename(resolution: int = 224, width: float = 1.0, seed: int = 0
     return f"{DEMO_NAME}-v{BUILDER_VERSION}-r{resolution}-w{width:g}-s{seed}.onnx"
 
 
-def ensure_demo_model(cache_dir: Path, resolution: int = 224, width: float = 1.0,
-                      seed: int = 0) -> Path:
+def ensure_demo_model(
+    cache_dir: Path, resolution: int = 224, width: float = 1.0, seed: int = 0
+) -> Path:
     """Path of the demo model in `cache_dir`, building it there once if it is missing."""
     path = Path(cache_dir) / demo_model_filename(resolution, width, seed)
     if path.is_file() and path.stat().st_size > 0:
@@ -273,8 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     save_model_atomic(model, args.output)
     took = time.perf_counter() - start
     size_mb = args.output.stat().st_size / 1e6
-    print(f"wrote {args.output} ({size_mb:.1f} MB, {cost.parameters / 1e6:.2f} M parameters, "
-          f"{cost.mflops:.0f} MFLOPs/image) in {took:.1f} s — UNTRAINED, predictions meaningless")
+    print(
+        f"wrote {args.output} ({size_mb:.1f} MB, {cost.parameters / 1e6:.2f} M parameters, "
+        f"{cost.mflops:.0f} MFLOPs/image) in {took:.1f} s — UNTRAINED, predictions meaningless"
+    )
     return 0
 
 

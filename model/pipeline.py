@@ -67,16 +67,21 @@ def augmenter(recipe: Any) -> Any:
     if recipe.flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if recipe.rotation > 0:
-        layers.append(keras.layers.RandomRotation(recipe.rotation, fill_mode="reflect",
-                                                  seed=seed + 1))
+        layers.append(
+            keras.layers.RandomRotation(recipe.rotation, fill_mode="reflect", seed=seed + 1)
+        )
     if recipe.zoom > 0:
         layers.append(keras.layers.RandomZoom(recipe.zoom, fill_mode="reflect", seed=seed + 2))
     if recipe.translate > 0:
-        layers.append(keras.layers.RandomTranslation(recipe.translate, recipe.translate,
-                                                     fill_mode="reflect", seed=seed + 3))
+        layers.append(
+            keras.layers.RandomTranslation(
+                recipe.translate, recipe.translate, fill_mode="reflect", seed=seed + 3
+            )
+        )
     if recipe.contrast > 0:
-        layers.append(keras.layers.RandomContrast(recipe.contrast, value_range=(0, 1),
-                                                  seed=seed + 4))
+        layers.append(
+            keras.layers.RandomContrast(recipe.contrast, value_range=(0, 1), seed=seed + 4)
+        )
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
@@ -94,9 +99,16 @@ def _to_unit_range(x, y):
     return tf.cast(x, tf.float32) * SCALE, y
 
 
-def make_dataset(samples: Sequence[Sample], recipe: Any, num_classes: int, *,
-                 training: bool, cache_path: Path | None = None,
-                 weights: np.ndarray | None = None, skipped: Skipped | None = None) -> Any:
+def make_dataset(
+    samples: Sequence[Sample],
+    recipe: Any,
+    num_classes: int,
+    *,
+    training: bool,
+    cache_path: Path | None = None,
+    weights: np.ndarray | None = None,
+    skipped: Skipped | None = None,
+) -> Any:
     """A tf.data.Dataset of (images [0, 1], one-hot labels[, sample weights]) batches.
 
     Training data is shuffled (the file list once with the seed, since Food-11 lists are
@@ -138,8 +150,11 @@ def make_dataset(samples: Sequence[Sample], recipe: Any, num_classes: int, *,
             stale.unlink()  # left by an interrupted run; TensorFlow refuses to start otherwise
         ds = ds.cache(str(cache_path))
     if training:
-        ds = ds.shuffle(min(recipe.shuffle_buffer, max(len(paths), 1)), seed=recipe.seed,
-                        reshuffle_each_iteration=True)
+        ds = ds.shuffle(
+            min(recipe.shuffle_buffer, max(len(paths), 1)),
+            seed=recipe.seed,
+            reshuffle_each_iteration=True,
+        )
     ds = ds.batch(recipe.batch)
     # The service multiplies float32 pixels by float32(1/255): so does this.
     ds = ds.map(_to_unit_range, num_parallel_calls=tf.data.AUTOTUNE)

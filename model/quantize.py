@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+
 from ggctl.app.inference import Classifier
 from ggctl.app.preprocess import ImageError, preprocess
 from ggctl.errors import GgctlError
@@ -76,8 +77,7 @@ class QuantizeReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.update(size_ratio=self.size_ratio, speed_ratio=self.speed_ratio,
-                    verdict=self.verdict)
+        data.update(size_ratio=self.size_ratio, speed_ratio=self.speed_ratio, verdict=self.verdict)
         return data
 
     def to_json(self) -> str:
@@ -107,8 +107,9 @@ def _synthetic_images(n: int, size: tuple[int, int], seed: int) -> list[bytes]:
     return [encode(photo(size, seed=seed + i)) for i in range(n)]
 
 
-def _load_inputs(meta, calibration_dir: Path | None, max_images: int,
-                 seed: int) -> tuple[list[np.ndarray], str]:
+def _load_inputs(
+    meta, calibration_dir: Path | None, max_images: int, seed: int
+) -> tuple[list[np.ndarray], str]:
     if calibration_dir is None:
         size = (max(meta.input_width, 64) * 2, max(meta.input_height, 64) * 2)
         blobs = _synthetic_images(max_images, size, seed)
@@ -151,8 +152,9 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def p50_latencies(paths: Sequence[Path], x: np.ndarray, threads: int,
-                  runs: int = 30, warmup: int = 5) -> list[float]:
+def p50_latencies(
+    paths: Sequence[Path], x: np.ndarray, threads: int, runs: int = 30, warmup: int = 5
+) -> list[float]:
     """Batch-1 p50 latency (ms) of each model on input `x`, runs interleaved.
 
     Interleaving makes both models see the same background load, so a busy neighbour
@@ -222,19 +224,24 @@ def quantize_model(
         staged = Path(tmp) / "int8.onnx"
         try:
             quantize_static(
-                str(prepared), str(staged), _Reader(fp32.input_name, inputs),
+                str(prepared),
+                str(staged),
+                _Reader(fp32.input_name, inputs),
                 quant_format=QuantFormat.QDQ,
                 # u8 activations with s8 weights is ORT's fast path on x86 CPUs.
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                per_channel=per_channel, calibrate_method=CalibrationMethod.MinMax,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                calibrate_method=CalibrationMethod.MinMax,
             )
         except Exception as exc:
             raise QuantizeError(f"ONNX Runtime could not quantize {model_path}: {exc}") from None
         quantized = onnx.load(str(staged))
         # The quantizer copies metadata_props only in some versions; the service needs them.
-        source_meta = {p.key: p.value for p in onnx.load(str(model_path),
-                                                          load_external_data=False
-                                                          ).metadata_props}
+        source_meta = {
+            p.key: p.value
+            for p in onnx.load(str(model_path), load_external_data=False).metadata_props
+        }
         for key, value in source_meta.items():
             if key not in {p.key for p in quantized.metadata_props}:
                 quantized.metadata_props.add(key=key, value=value)
@@ -249,9 +256,17 @@ def quantize_model(
     p50_fp32, p50_int8 = p50_latencies([model_path, output_path], inputs[0], threads, runs)
     cpu, vnni = cpu_description()
     return QuantizeReport(
-        source=str(model_path), output=str(output_path),
-        size_fp32_bytes=model_path.stat().st_size, size_int8_bytes=output_path.stat().st_size,
-        p50_fp32_ms=p50_fp32, p50_int8_ms=p50_int8, threads=threads,
-        agreement=float(agree.mean()), images=len(inputs), calibration=source, cpu=cpu,
-        vnni=vnni, seconds=time.perf_counter() - start,
+        source=str(model_path),
+        output=str(output_path),
+        size_fp32_bytes=model_path.stat().st_size,
+        size_int8_bytes=output_path.stat().st_size,
+        p50_fp32_ms=p50_fp32,
+        p50_int8_ms=p50_int8,
+        threads=threads,
+        agreement=float(agree.mean()),
+        images=len(inputs),
+        calibration=source,
+        cpu=cpu,
+        vnni=vnni,
+        seconds=time.perf_counter() - start,
     )

@@ -33,8 +33,19 @@ class RecipeError(GgctlError):
 
 # Changing these mid-run would make the checkpoint describe another model or another
 # optimizer schedule; a resumed run must keep them.
-FIXED_ON_RESUME = ("backbone", "width", "img_size", "weights", "dropout", "resample",
-                   "head_epochs", "batch", "mixed_precision", "seed", "freeze_bn")
+FIXED_ON_RESUME = (
+    "backbone",
+    "width",
+    "img_size",
+    "weights",
+    "dropout",
+    "resample",
+    "head_epochs",
+    "batch",
+    "mixed_precision",
+    "seed",
+    "freeze_bn",
+)
 
 MONITORS = ("val_accuracy", "val_loss")
 CACHES = ("memory", "disk", "none")
@@ -95,8 +106,10 @@ class Recipe:
             if not ok:
                 problems.append(text)
 
-        need(self.backbone in BACKBONE_NAMES,
-             f"backbone {self.backbone!r} is not one of {', '.join(BACKBONE_NAMES)}")
+        need(
+            self.backbone in BACKBONE_NAMES,
+            f"backbone {self.backbone!r} is not one of {', '.join(BACKBONE_NAMES)}",
+        )
         need(0.1 <= self.width <= 2.0, "width must be in 0.1..2.0")
         need(32 <= self.img_size <= 1024, "img-size must be in 32..1024")
         need(self.weights in ("imagenet", "none"), "weights must be imagenet or none")
@@ -118,8 +131,9 @@ class Recipe:
         need(self.shuffle_buffer >= 1, "shuffle-buffer must be at least 1")
         need(self.monitor in MONITORS, f"monitor must be one of {', '.join(MONITORS)}")
         need(self.patience >= 1, "patience must be at least 1")
-        need(self.mixed_precision in ("auto", "on", "off"),
-             "mixed-precision must be auto, on or off")
+        need(
+            self.mixed_precision in ("auto", "on", "off"), "mixed-precision must be auto, on or off"
+        )
         need(self.calibration_images >= 1, "calibration-images must be at least 1")
         need(self.eval_threads >= 1, "eval-threads must be at least 1")
         if problems:
@@ -159,8 +173,11 @@ class Recipe:
 
     def resume_conflicts(self, stored: Recipe) -> list[str]:
         """Fixed hyper-parameters that differ from the run's stored recipe."""
-        return [f"{k}: run has {getattr(stored, k)!r}, asked for {getattr(self, k)!r}"
-                for k in FIXED_ON_RESUME if getattr(self, k) != getattr(stored, k)]
+        return [
+            f"{k}: run has {getattr(stored, k)!r}, asked for {getattr(self, k)!r}"
+            for k in FIXED_ON_RESUME
+            if getattr(self, k) != getattr(stored, k)
+        ]
 
 
 def read_config(run_dir: Path) -> dict[str, Any] | None:
@@ -243,9 +260,15 @@ def click_options() -> list[Any]:
 
     from ggctl.model.backbones import BACKBONE_NAMES
 
-    choices = {"backbone": BACKBONE_NAMES, "weights": ("imagenet", "none"),
-               "freeze_bn": ("auto", "yes", "no"), "resample": RESAMPLE_NAMES,
-               "cache": CACHES, "monitor": MONITORS, "mixed_precision": ("auto", "on", "off")}
+    choices = {
+        "backbone": BACKBONE_NAMES,
+        "weights": ("imagenet", "none"),
+        "freeze_bn": ("auto", "yes", "no"),
+        "resample": RESAMPLE_NAMES,
+        "cache": CACHES,
+        "monitor": MONITORS,
+        "mixed_precision": ("auto", "on", "off"),
+    }
     defaults = Recipe()
     options = []
     for f in fields(Recipe):
@@ -257,11 +280,15 @@ def click_options() -> list[Any]:
             decl = f"{flag}/--no-{flag[2:]}"
             options.append(click.option(decl, f.name, default=None, help=help_text))
         elif f.name in choices:
-            options.append(click.option(flag, f.name, type=click.Choice(choices[f.name]),
-                                        default=None, help=help_text))
+            options.append(
+                click.option(
+                    flag, f.name, type=click.Choice(choices[f.name]), default=None, help=help_text
+                )
+            )
         else:
-            options.append(click.option(flag, f.name, type=type(default), default=None,
-                                        help=help_text))
+            options.append(
+                click.option(flag, f.name, type=type(default), default=None, help=help_text)
+            )
     return options
 
 

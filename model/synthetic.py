@@ -14,8 +14,9 @@ import numpy as np
 from PIL import Image
 
 
-def photo(size: tuple[int, int] = (1280, 1280), seed: int = 0,
-          base: tuple[int, int, int] | None = None) -> Image.Image:
+def photo(
+    size: tuple[int, int] = (1280, 1280), seed: int = 0, base: tuple[int, int, int] | None = None
+) -> Image.Image:
     """An RGB image of `size` (w, h) that looks and compresses roughly like a photo."""
     rng = np.random.default_rng(seed)
     w, h = size

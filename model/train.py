@@ -48,8 +48,17 @@ from ggctl.model.dataset import (
 )
 from ggctl.model.recipe import Recipe, resolve_recipe
 
-HISTORY_FIELDS = ("epoch", "stage", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
-                  "seconds", "best")
+HISTORY_FIELDS = (
+    "epoch",
+    "stage",
+    "lr",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+    "best",
+)
 SUMMARY_VERSION = 1
 PARITY_IMAGES = 16  # evaluation images on which Keras and ONNX Runtime outputs are compared
 
@@ -65,11 +74,20 @@ class RunPaths:
     root: Path
 
     def __getattr__(self, name: str) -> Path:
-        files = {"config": "config.json", "history": "history.csv", "curves": "curves.png",
-                 "best_weights": "best.weights.h5", "checkpoint": "checkpoint",
-                 "best_model": "best.keras", "onnx": "model.onnx", "int8": "model.int8.onnx",
-                 "eval_fp32": "eval-fp32.json", "eval_int8": "eval-int8.json",
-                 "summary": "summary.json", "cache": "cache"}
+        files = {
+            "config": "config.json",
+            "history": "history.csv",
+            "curves": "curves.png",
+            "best_weights": "best.weights.h5",
+            "checkpoint": "checkpoint",
+            "best_model": "best.keras",
+            "onnx": "model.onnx",
+            "int8": "model.int8.onnx",
+            "eval_fp32": "eval-fp32.json",
+            "eval_int8": "eval-int8.json",
+            "summary": "summary.json",
+            "cache": "cache",
+        }
         if name not in files:
             raise AttributeError(name)
         return self.root / files[name]
@@ -104,13 +122,17 @@ class Splits:
 def load_splits(data: Path, class_names: tuple[str, ...]) -> Splits:
     """The three Food-11 splits, checked before TensorFlow is even imported."""
     n = len(class_names)
-    got = {split: load_samples(Path(data), split, num_classes=n)
-           for split in ("training", "validation", "evaluation")}
+    got = {
+        split: load_samples(Path(data), split, num_classes=n)
+        for split in ("training", "validation", "evaluation")
+    }
     absent = missing_classes(got["training"], n)
     if absent:
         names = ", ".join(f"{c} ({class_names[c]})" for c in absent)
-        raise DatasetError(f"the training split of {data} has no images of class {names}",
-                           hint="Every class needs training images; check the file names.")
+        raise DatasetError(
+            f"the training split of {data} has no images of class {names}",
+            hint="Every class needs training images; check the file names.",
+        )
     return Splits(**got)
 
 
@@ -215,10 +237,13 @@ def restore_optimizer(model: Any, folder: Path) -> None:
     opt.build(model.trainable_variables)
     variables = list(opt.variables)
     shapes_ok = len(variables) == len(arrays) and all(
-        tuple(v.shape) == a.shape for v, a in zip(variables, arrays, strict=False))
+        tuple(v.shape) == a.shape for v, a in zip(variables, arrays, strict=False)
+    )
     if not shapes_ok:
-        raise TrainError(f"the optimizer state in {folder} does not fit this model",
-                         hint="Start a new run with another --out.")
+        raise TrainError(
+            f"the optimizer state in {folder} does not fit this model",
+            hint="Start a new run with another --out.",
+        )
     for var, array in zip(variables, arrays, strict=True):
         var.assign(array)
 
@@ -232,8 +257,10 @@ def _tensorflow() -> tuple[Any, Any]:
         import keras
         import tensorflow as tf
     except ImportError as exc:
-        raise TrainError(f"training needs TensorFlow ({exc.name or exc} is not installed)",
-                         hint="pip install 'ggctl[train]'") from None
+        raise TrainError(
+            f"training needs TensorFlow ({exc.name or exc} is not installed)",
+            hint="pip install 'ggctl[train]'",
+        ) from None
     return tf, keras
 
 
@@ -249,7 +276,8 @@ def compile_stage(model: Any, recipe: Recipe, stage: int, steps_per_epoch: int) 
     warmup_steps = min(round(warmup * steps_per_epoch), total - 1)
     if warmup_steps > 0:
         schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, total - warmup_steps, warmup_target=lr, warmup_steps=warmup_steps)
+            0.0, total - warmup_steps, warmup_target=lr, warmup_steps=warmup_steps
+        )
     else:
         schedule = keras.optimizers.schedules.CosineDecay(lr, total)
     optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=recipe.weight_decay)
@@ -283,17 +311,24 @@ class _BatchBar:
             TimeRemainingColumn,
         )
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                                 TimeRemainingColumn(), console=console, transient=True,
-                                 disable=not enabled)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not enabled,
+        )
         bar = self
 
         class Callback(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
                 logs = logs or {}
-                info = " ".join(f"{k} {float(v):.3f}" for k, v in logs.items()
-                                if k in ("loss", "accuracy"))
+                info = " ".join(
+                    f"{k} {float(v):.3f}" for k, v in logs.items() if k in ("loss", "accuracy")
+                )
                 bar.progress.update(bar.task, advance=1, info=info)
 
             def on_test_begin(self, logs=None):
@@ -313,9 +348,14 @@ class _BatchBar:
 
 def _environment(tf: Any, keras: Any, mixed: bool) -> dict[str, Any]:
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    return {"tensorflow": tf.__version__, "keras": keras.__version__,
-            "python": platform.python_version(), "gpus": gpus, "mixed_precision": mixed,
-            "host": platform.node()}
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "gpus": gpus,
+        "mixed_precision": mixed,
+        "host": platform.node(),
+    }
 
 
 def _now() -> str:
@@ -352,9 +392,15 @@ class TrainOutcome:
     summary: dict[str, Any] | None
 
 
-def train(data: Path, run_dir: Path, overrides: dict[str, Any] | None = None, *,
-          class_names: tuple[str, ...] | None = None, console: Console | None = None,
-          progress: bool = True) -> TrainOutcome:
+def train(
+    data: Path,
+    run_dir: Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    class_names: tuple[str, ...] | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+) -> TrainOutcome:
     """Train (or resume) the run in `run_dir` on the Food-11 folder `data`, then finalize.
 
     `overrides` are the recipe fields given explicitly (CLI flags); a new run takes the
@@ -369,8 +415,10 @@ def train(data: Path, run_dir: Path, overrides: dict[str, Any] | None = None, *,
         config = json.loads(paths.config.read_text(encoding="utf-8"))
         stored_names = tuple(config.get("class_names") or FOOD11_CLASSES)
         if class_names is not None and tuple(class_names) != stored_names:
-            raise TrainError(f"{run_dir} was trained with other class names",
-                             hint="Pass another --out for a new run.")
+            raise TrainError(
+                f"{run_dir} was trained with other class names",
+                hint="Pass another --out for a new run.",
+            )
         class_names = stored_names
     class_names = tuple(class_names or FOOD11_CLASSES)
     splits = load_splits(data, class_names)
@@ -380,13 +428,17 @@ def train(data: Path, run_dir: Path, overrides: dict[str, Any] | None = None, *,
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
 
     checkpoint = find_checkpoint(paths) if resuming else None
-    state = (TrainState.from_dict(json.loads((checkpoint / "state.json").read_text()))
-             if checkpoint else TrainState())
+    state = (
+        TrainState.from_dict(json.loads((checkpoint / "state.json").read_text()))
+        if checkpoint
+        else TrainState()
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     history = [r for r in read_history(paths.history) if r["epoch"] <= state.epoch]
     now = _now()
     config = {
-        "recipe": recipe.to_dict(), "data": str(data.resolve()),
+        "recipe": recipe.to_dict(),
+        "data": str(data.resolve()),
         "class_names": list(class_names),
         "counts": {s: len(getattr(splits, s)) for s in ("training", "validation", "evaluation")},
         "training_class_counts": {str(k): v for k, v in class_counts(splits.training).items()},
@@ -398,27 +450,62 @@ def train(data: Path, run_dir: Path, overrides: dict[str, Any] | None = None, *,
 
     resumed_from = state.epoch
     if checkpoint:
-        console.print(f"[bold]resuming[/] {run_dir} after epoch {state.epoch} "
-                      f"(best {recipe.monitor} {state.best:.4f} at epoch {state.best_epoch})"
-                      if state.best is not None else
-                      f"[bold]resuming[/] {run_dir} after epoch {state.epoch}", highlight=False)
+        console.print(
+            f"[bold]resuming[/] {run_dir} after epoch {state.epoch} "
+            f"(best {recipe.monitor} {state.best:.4f} at epoch {state.best_epoch})"
+            if state.best is not None
+            else f"[bold]resuming[/] {run_dir} after epoch {state.epoch}",
+            highlight=False,
+        )
     if not _done(recipe, state):
-        _fit(recipe, splits, class_names, paths, state, history, checkpoint, mixed,
-             console, progress, tf, keras)
+        _fit(
+            recipe,
+            splits,
+            class_names,
+            paths,
+            state,
+            history,
+            checkpoint,
+            mixed,
+            console,
+            progress,
+            tf,
+            keras,
+        )
     stopped_early = state.epoch < recipe.epochs
     summary = None
     if recipe.export:
         summary = _summary_if_current(paths, state)
         if summary is None:
-            summary = finalize(data, paths, recipe, class_names, state, console=console,
-                               progress=progress)
-    return TrainOutcome(run_dir, recipe, resumed_from, state.epoch, state.best_epoch,
-                        state.best, stopped_early, summary)
+            summary = finalize(
+                data, paths, recipe, class_names, state, console=console, progress=progress
+            )
+    return TrainOutcome(
+        run_dir,
+        recipe,
+        resumed_from,
+        state.epoch,
+        state.best_epoch,
+        state.best,
+        stopped_early,
+        summary,
+    )
 
 
-def _fit(recipe: Recipe, splits: Splits, class_names: tuple[str, ...], paths: RunPaths,
-         state: TrainState, history: list[dict[str, Any]], checkpoint: Path | None,
-         mixed: bool, console: Console, progress: bool, tf: Any, keras: Any) -> None:
+def _fit(
+    recipe: Recipe,
+    splits: Splits,
+    class_names: tuple[str, ...],
+    paths: RunPaths,
+    state: TrainState,
+    history: list[dict[str, Any]],
+    checkpoint: Path | None,
+    mixed: bool,
+    console: Console,
+    progress: bool,
+    tf: Any,
+    keras: Any,
+) -> None:
     from ggctl.model.backbones import build_classifier, set_stage
     from ggctl.model.pipeline import Skipped, class_weights, make_dataset
 
@@ -426,21 +513,42 @@ def _fit(recipe: Recipe, splits: Splits, class_names: tuple[str, ...], paths: Ru
     keras.utils.set_random_seed(recipe.seed + state.epoch)
     skipped = Skipped()
     weights = class_weights(splits.training, n) if recipe.class_weights else None
-    train_ds = make_dataset(splits.training, recipe, n, training=True, weights=weights,
-                            cache_path=paths.cache / "training", skipped=skipped)
-    val_ds = make_dataset(splits.validation, recipe, n, training=False,
-                          cache_path=paths.cache / "validation", skipped=skipped)
+    train_ds = make_dataset(
+        splits.training,
+        recipe,
+        n,
+        training=True,
+        weights=weights,
+        cache_path=paths.cache / "training",
+        skipped=skipped,
+    )
+    val_ds = make_dataset(
+        splits.validation,
+        recipe,
+        n,
+        training=False,
+        cache_path=paths.cache / "validation",
+        skipped=skipped,
+    )
     steps = math.ceil(len(splits.training) / recipe.batch)
 
-    model = build_classifier(recipe.backbone, recipe.img_size, n, weights=recipe.weights,
-                             width=recipe.width, dropout=recipe.dropout)
+    model = build_classifier(
+        recipe.backbone,
+        recipe.img_size,
+        n,
+        weights=recipe.weights,
+        width=recipe.width,
+        dropout=recipe.dropout,
+    )
     if checkpoint:
         model.load_weights(str(checkpoint / "model.weights.h5"))
     console.print(
         f"[bold]{model.name}[/]: {model.count_params() / 1e6:.2f} M parameters, "
         f"{recipe.img_size}x{recipe.img_size}, weights {recipe.weights}, "
         f"{'mixed' if mixed else 'float32'} precision; {len(splits.training)} training / "
-        f"{len(splits.validation)} validation images", highlight=False)
+        f"{len(splits.validation)} validation images",
+        highlight=False,
+    )
     bar = _BatchBar(console, progress)
     stage = 0
     first = state.epoch
@@ -450,15 +558,19 @@ def _fit(recipe: Recipe, splits: Splits, class_names: tuple[str, ...], paths: Ru
             for epoch in range(state.epoch, recipe.epochs):
                 if recipe.stage_of(epoch) != stage:
                     stage = recipe.stage_of(epoch)
-                    layers = set_stage(model, stage, recipe.unfreeze, recipe.bn_frozen,
-                                       recipe.bn_momentum)
+                    layers = set_stage(
+                        model, stage, recipe.unfreeze, recipe.bn_frozen, recipe.bn_momentum
+                    )
                     compile_stage(model, recipe, stage, steps)
                     if checkpoint and state.optimizer_stage == stage and epoch == state.epoch:
                         restore_optimizer(model, checkpoint)
                     elif stage == 2:
                         state.wait = 0
-                    what = ("head only, backbone frozen" if stage == 1 else
-                            f"fine-tuning {layers} backbone layers")
+                    what = (
+                        "head only, backbone frozen"
+                        if stage == 1
+                        else f"fine-tuning {layers} backbone layers"
+                    )
                     console.print(f"[bold cyan]stage {stage}[/]: {what}", highlight=False)
                 t0 = time.perf_counter()
                 lr = float(np.asarray(model.optimizer.learning_rate))
@@ -468,9 +580,15 @@ def _fit(recipe: Recipe, splits: Splits, class_names: tuple[str, ...], paths: Ru
                     # Keras, which then warns at each epoch's end; and tf.data shuffles.
                     warnings.filterwarnings("ignore", message=".*ran out of data")
                     warnings.filterwarnings("ignore", message=".*shuffle=True")
-                    fit = model.fit(train_ds, validation_data=val_ds, epochs=epoch + 1,
-                                    initial_epoch=epoch, verbose=0, shuffle=False,
-                                    callbacks=[bar.callback])
+                    fit = model.fit(
+                        train_ds,
+                        validation_data=val_ds,
+                        epochs=epoch + 1,
+                        initial_epoch=epoch,
+                        verbose=0,
+                        shuffle=False,
+                        callbacks=[bar.callback],
+                    )
                 bar.stop()
                 logs = {k: float(v[-1]) for k, v in fit.history.items()}
                 seconds = time.perf_counter() - t0
@@ -488,38 +606,57 @@ def _fit(recipe: Recipe, splits: Splits, class_names: tuple[str, ...], paths: Ru
                 state.epoch = epoch + 1
                 state.optimizer_stage = stage
                 state.train_seconds += seconds
-                row = {"epoch": epoch + 1, "stage": stage,
-                       "lr": lr,
-                       "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
-                       "val_loss": logs.get("val_loss"),
-                       "val_accuracy": logs.get("val_accuracy"),
-                       "seconds": round(seconds, 2), "best": best}
+                row = {
+                    "epoch": epoch + 1,
+                    "stage": stage,
+                    "lr": lr,
+                    "loss": logs.get("loss"),
+                    "accuracy": logs.get("accuracy"),
+                    "val_loss": logs.get("val_loss"),
+                    "val_accuracy": logs.get("val_accuracy"),
+                    "seconds": round(seconds, 2),
+                    "best": best,
+                }
                 history.append(row)
                 write_history(paths.history, history)
                 save_checkpoint(paths, model, state)
-                plot_curves(history, paths.curves,
-                            f"{recipe.backbone} {recipe.img_size}px — {paths.root.name}",
-                            recipe.head_epochs)
+                plot_curves(
+                    history,
+                    paths.curves,
+                    f"{recipe.backbone} {recipe.img_size}px — {paths.root.name}",
+                    recipe.head_epochs,
+                )
                 console.print(
                     f"epoch {epoch + 1:>3}/{recipe.epochs} [dim]s{stage}[/] "
                     f"lr {row['lr']:.2e}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
                     f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
                     f"{seconds:5.1f}s" + ("  [green]★ best[/]" if best else ""),
-                    highlight=False)
+                    highlight=False,
+                )
                 if stage == 2 and state.wait >= recipe.patience:
-                    console.print(f"[yellow]early stop[/]: no {recipe.monitor} improvement "
-                                  f"for {state.wait} epochs; best epoch {state.best_epoch}",
-                                  highlight=False)
+                    console.print(
+                        f"[yellow]early stop[/]: no {recipe.monitor} improvement "
+                        f"for {state.wait} epochs; best epoch {state.best_epoch}",
+                        highlight=False,
+                    )
                     break
     except KeyboardInterrupt:
-        raise TrainError(f"interrupted after epoch {state.epoch}",
-                         hint="Run the same command again to continue from there.") from None
+        raise TrainError(
+            f"interrupted after epoch {state.epoch}",
+            hint="Run the same command again to continue from there.",
+        ) from None
     if skipped.paths:
-        console.print(f"[yellow]skipped {len(skipped.paths)} undecodable image(s)[/]: "
-                      + ", ".join(Path(p).name for p in skipped.paths[:5]), highlight=False)
-    console.print(f"trained epochs {first + 1}..{state.epoch} in "
-                  f"{time.perf_counter() - started:.0f} s; best {recipe.monitor} "
-                  f"{state.best:.4f} at epoch {state.best_epoch}", highlight=False)
+        console.print(
+            f"[yellow]skipped {len(skipped.paths)} undecodable image(s)[/]: "
+            + ", ".join(Path(p).name for p in skipped.paths[:5]),
+            highlight=False,
+        )
+    console.print(
+        f"trained epochs {first + 1}..{state.epoch} in "
+        f"{time.perf_counter() - started:.0f} s; best {recipe.monitor} "
+        f"{state.best:.4f} at epoch {state.best_epoch}",
+        highlight=False,
+    )
 
 
 # --- the end of a run: export, quantize, evaluate -------------------------------------------
@@ -531,30 +668,42 @@ def _summary_if_current(paths: RunPaths, state: TrainState) -> dict[str, Any] | 
         return None
     with contextlib.suppress(OSError, json.JSONDecodeError):
         summary = json.loads(paths.summary.read_text(encoding="utf-8"))
-        if (summary.get("best_epoch") == state.best_epoch
-                and summary.get("epochs_run") == state.epoch):
+        if (
+            summary.get("best_epoch") == state.best_epoch
+            and summary.get("epochs_run") == state.epoch
+        ):
             return summary
     return None
 
 
 def _model_stats(result: Any, path: Path) -> dict[str, Any]:
     d = result.to_dict()
-    return {"path": path.name, "size_bytes": path.stat().st_size, "accuracy": d["accuracy"],
-            "images": d["images"], "correct": d["correct"], "per_class": d["per_class"],
-            "confusion": d["confusion"], "p50_ms": d["p50_inference_ms"],
-            "mean_preprocess_ms": d["mean_preprocess_ms"], "threads": d["ort_threads"],
-            "skipped": d["skipped"]}
+    return {
+        "path": path.name,
+        "size_bytes": path.stat().st_size,
+        "accuracy": d["accuracy"],
+        "images": d["images"],
+        "correct": d["correct"],
+        "per_class": d["per_class"],
+        "confusion": d["confusion"],
+        "p50_ms": d["p50_inference_ms"],
+        "mean_preprocess_ms": d["mean_preprocess_ms"],
+        "threads": d["ort_threads"],
+        "skipped": d["skipped"],
+    }
 
 
-def parity(keras_model: Any, onnx_path: Path, samples: list[Sample], img_size: int,
-           resample: str) -> float:
+def parity(
+    keras_model: Any, onnx_path: Path, samples: list[Sample], img_size: int, resample: str
+) -> float:
     """Largest |Keras - ONNX Runtime| probability over real images, same input tensor."""
     import onnxruntime as ort
 
     from ggctl.model.pipeline import SCALE, load_pixels
 
-    batch = [p for p in (load_pixels(str(s.path), img_size, resample) for s in samples)
-             if p is not None]
+    batch = [
+        p for p in (load_pixels(str(s.path), img_size, resample) for s in samples) if p is not None
+    ]
     if not batch:
         return float("nan")
     x = np.stack(batch).astype(np.float32) * SCALE
@@ -564,8 +713,16 @@ def parity(keras_model: Any, onnx_path: Path, samples: list[Sample], img_size: i
     return float(np.max(np.abs(got - expected)))
 
 
-def finalize(data: Path, paths: RunPaths, recipe: Recipe, class_names: tuple[str, ...],
-             state: TrainState, *, console: Console, progress: bool = True) -> dict[str, Any]:
+def finalize(
+    data: Path,
+    paths: RunPaths,
+    recipe: Recipe,
+    class_names: tuple[str, ...],
+    state: TrainState,
+    *,
+    console: Console,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Best weights → best.keras (float32) → model.onnx → model.int8.onnx; evaluate both."""
     from ggctl.model.backbones import build_classifier
     from ggctl.model.evaluate import evaluate_model
@@ -577,48 +734,90 @@ def finalize(data: Path, paths: RunPaths, recipe: Recipe, class_names: tuple[str
     _, keras = _tensorflow()
     keras.mixed_precision.set_global_policy("float32")  # ONNX on CPU wants float32
     # Built without downloading: every weight is then read from the run's best epoch.
-    model = build_classifier(recipe.backbone, recipe.img_size, len(class_names),
-                             weights="none", width=recipe.width, dropout=recipe.dropout)
+    model = build_classifier(
+        recipe.backbone,
+        recipe.img_size,
+        len(class_names),
+        weights="none",
+        width=recipe.width,
+        dropout=recipe.dropout,
+    )
     model.load_weights(str(paths.best_weights))
     model.save(str(paths.best_model))
     name = f"{recipe.backbone}-{recipe.img_size}"
-    description = (f"ggctl model train: {recipe.backbone} at {recipe.img_size}px, weights "
-                   f"{recipe.weights}, best epoch {state.best_epoch} of {state.epoch}")
+    description = (
+        f"ggctl model train: {recipe.backbone} at {recipe.img_size}px, weights "
+        f"{recipe.weights}, best epoch {state.best_epoch} of {state.epoch}"
+    )
     with console.status("exporting to ONNX…"):
-        exported = export_model(paths.best_model, paths.onnx, class_names=class_names,
-                                normalization="course", resample=recipe.resample, name=name,
-                                description=description)
+        exported = export_model(
+            paths.best_model,
+            paths.onnx,
+            class_names=class_names,
+            normalization="course",
+            resample=recipe.resample,
+            name=name,
+            description=description,
+        )
     evaluation = load_samples(data, "evaluation", num_classes=len(class_names))
     spread = evaluation[:: max(1, len(evaluation) // PARITY_IMAGES)][:PARITY_IMAGES]
     image_diff = parity(model, paths.onnx, spread, recipe.img_size, recipe.resample)
     with console.status("quantizing to int8…"):
-        quant = quantize_model(paths.onnx, paths.int8,
-                               resolve_split_dir(data, "training"),
-                               max_images=recipe.calibration_images,
-                               threads=recipe.eval_threads, seed=recipe.seed)
+        quant = quantize_model(
+            paths.onnx,
+            paths.int8,
+            resolve_split_dir(data, "training"),
+            max_images=recipe.calibration_images,
+            threads=recipe.eval_threads,
+            seed=recipe.seed,
+        )
     results = {}
-    for key, path, json_path in (("fp32", paths.onnx, paths.eval_fp32),
-                                 ("int8", paths.int8, paths.eval_int8)):
+    for key, path, json_path in (
+        ("fp32", paths.onnx, paths.eval_fp32),
+        ("int8", paths.int8, paths.eval_int8),
+    ):
         results[key] = _model_stats(
-            evaluate_model(path, data, split="evaluation", ort_threads=recipe.eval_threads,
-                           progress=progress, console=console, json_path=json_path), path)
+            evaluate_model(
+                path,
+                data,
+                split="evaluation",
+                ort_threads=recipe.eval_threads,
+                progress=progress,
+                console=console,
+                json_path=json_path,
+            ),
+            path,
+        )
     history = read_history(paths.history)
     best_row = next((r for r in history if r["epoch"] == state.best_epoch), {})
     summary = {
-        "version": SUMMARY_VERSION, "run": paths.root.name, "run_dir": str(paths.root),
-        "finished": _now(), "backbone": recipe.backbone, "img_size": recipe.img_size,
-        "width": recipe.width, "weights": recipe.weights,
-        "parameters": int(model.count_params()), "epochs_run": state.epoch,
-        "epochs_planned": recipe.epochs, "best_epoch": state.best_epoch,
-        "monitor": recipe.monitor, "best_monitor_value": state.best,
+        "version": SUMMARY_VERSION,
+        "run": paths.root.name,
+        "run_dir": str(paths.root),
+        "finished": _now(),
+        "backbone": recipe.backbone,
+        "img_size": recipe.img_size,
+        "width": recipe.width,
+        "weights": recipe.weights,
+        "parameters": int(model.count_params()),
+        "epochs_run": state.epoch,
+        "epochs_planned": recipe.epochs,
+        "best_epoch": state.best_epoch,
+        "monitor": recipe.monitor,
+        "best_monitor_value": state.best,
         "best_val_accuracy": best_row.get("val_accuracy"),
-        "stopped_early": state.epoch < recipe.epochs, "train_seconds": state.train_seconds,
+        "stopped_early": state.epoch < recipe.epochs,
+        "train_seconds": state.train_seconds,
         "class_names": list(class_names),
-        "fp32": results["fp32"], "int8": results["int8"],
+        "fp32": results["fp32"],
+        "int8": results["int8"],
         "int8_accuracy_drop": results["fp32"]["accuracy"] - results["int8"]["accuracy"],
-        "export": {"max_abs_diff_random_input": exported.max_abs_diff,
-                   "max_abs_diff_evaluation_images": image_diff,
-                   "parity_images": len(spread), "meta": json.loads(exported.meta.to_json())},
+        "export": {
+            "max_abs_diff_random_input": exported.max_abs_diff,
+            "max_abs_diff_evaluation_images": image_diff,
+            "parity_images": len(spread),
+            "meta": json.loads(exported.meta.to_json()),
+        },
         "quantization": quant.to_dict(),
     }
     _write_json(paths.summary, summary)

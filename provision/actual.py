@@ -7,8 +7,17 @@ from typing import Any
 
 # Creation order; teardown walks it backwards (router before ports: its interface ports
 # must go before the subnet, servers before their ports, everything before the lease).
-KINDS = ("lease", "keypair", "network", "subnet", "router", "secgroup", "port", "server",
-         "floatingip")
+KINDS = (
+    "lease",
+    "keypair",
+    "network",
+    "subnet",
+    "router",
+    "secgroup",
+    "port",
+    "server",
+    "floatingip",
+)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.console import Console
+
 from ggctl.provision import floatingip, keypair, lease, network, port, router, secgroup, server
 from ggctl.provision.actual import Actual, Found
 from ggctl.provision.auth import REDACTOR
@@ -28,13 +30,20 @@ from ggctl.provision.errors import (
 from ggctl.provision.plan import Action
 from ggctl.provision.topology import Topology
 from ggctl.provision.wait import Timing, retrying, wait_for
-from rich.console import Console
 
 log = logging.getLogger("ggctl.provision")
 SERVER_ATTEMPTS = 3  # boots per node before giving up on a server that keeps going to ERROR
-NOUNS = {"floatingip": "floating IPs", "server": "servers (instances)", "network": "networks",
-         "subnet": "subnets", "router": "routers", "port": "ports",
-         "secgroup": "security groups", "lease": "leases", "keypair": "key pairs"}
+NOUNS = {
+    "floatingip": "floating IPs",
+    "server": "servers (instances)",
+    "network": "networks",
+    "subnet": "subnets",
+    "router": "routers",
+    "port": "ports",
+    "secgroup": "security groups",
+    "lease": "leases",
+    "keypair": "key pairs",
+}
 
 
 @dataclass
@@ -56,8 +65,10 @@ class Context:
     def found(self, kind: str, name: str) -> Found:
         f = self.actual.first(kind, name)
         if f is None:
-            raise CloudError(f"{kind} {name} should exist by now but does not",
-                             hint="rerun the command: it resumes from what exists")
+            raise CloudError(
+                f"{kind} {name} should exist by now but does not",
+                hint="rerun the command: it resumes from what exists",
+            )
         return f
 
     def replace(self, old: Found | None, new: Found | None) -> None:
@@ -77,8 +88,10 @@ def external_id(ctx: Context) -> str:
         name = ctx.top.router.external_network
         ext = network.external_network_id(ctx.conn, name)
         if ext is None:
-            raise CloudError(f"external network {name!r} not found at {ctx.top.site}",
-                             hint="Chameleon's is called `public`; check --site")
+            raise CloudError(
+                f"external network {name!r} not found at {ctx.top.site}",
+                hint="Chameleon's is called `public`; check --site",
+            )
         ctx.cache["external"] = ext
     return ctx.cache["external"]
 
@@ -88,10 +101,13 @@ def image_id(ctx: Context) -> str:
         name = ctx.top.servers[0].image
         img = ctx.conn.image.find_image(name, ignore_missing=True)
         if img is None:
-            names = sorted({i.name for i in ctx.conn.image.images()
-                            if (i.name or "").startswith("CC-Ubuntu")})
-            raise CloudError(f"image {name!r} not found at {ctx.top.site}",
-                             hint=f"pass --image with one of: {', '.join(names) or 'none'}")
+            names = sorted(
+                {i.name for i in ctx.conn.image.images() if (i.name or "").startswith("CC-Ubuntu")}
+            )
+            raise CloudError(
+                f"image {name!r} not found at {ctx.top.site}",
+                hint=f"pass --image with one of: {', '.join(names) or 'none'}",
+            )
         ctx.cache["image"] = img.id
     return ctx.cache["image"]
 
@@ -101,10 +117,13 @@ def flavor_id(ctx: Context) -> str:
         name = ctx.top.lease.flavor
         flavor = ctx.conn.compute.find_flavor(name, ignore_missing=True)
         if flavor is None:
-            names = sorted(f.name for f in ctx.conn.compute.flavors()
-                           if not f.name.startswith("reservation:"))
-            raise CloudError(f"flavor {name!r} not found at {ctx.top.site}",
-                             hint=f"pass --flavor with one of: {', '.join(names) or 'none'}")
+            names = sorted(
+                f.name for f in ctx.conn.compute.flavors() if not f.name.startswith("reservation:")
+            )
+            raise CloudError(
+                f"flavor {name!r} not found at {ctx.top.site}",
+                hint=f"pass --flavor with one of: {', '.join(names) or 'none'}",
+            )
         ctx.cache["flavor"] = flavor.id
     return ctx.cache["flavor"]
 
@@ -129,8 +148,10 @@ def explain(ctx: Context, kind: str, what: str, exc: Exception) -> Exception:
         return exc
     text = REDACTOR.redact(error_text(exc))
     if is_auth_failure(exc):
-        return AuthError(f"the cloud refused our credentials while trying to {what}: {text}",
-                         hint="the token or application credential may have expired")
+        return AuthError(
+            f"the cloud refused our credentials while trying to {what}: {text}",
+            hint="the token or application credential may have expired",
+        )
     if is_quota(exc):
         mine = len(ctx.actual.of(kind))
         total = holdings(ctx.cloud, kind)
@@ -138,12 +159,18 @@ def explain(ctx: Context, kind: str, what: str, exc: Exception) -> Exception:
         return CloudError(
             f"quota exceeded: could not {what}: {text}",
             hint=f"{held}{mine} of them yours (suffix {ctx.top.suffix}); free some "
-                 "(e.g. an old `ggctl teardown`) or ask the project's PI for more quota")
+            "(e.g. an old `ggctl teardown`) or ask the project's PI for more quota",
+        )
     return exc
 
 
-def call(ctx: Context, kind: str, what: str, fn: Callable[[], Any],
-         recheck: Callable[[], Any] | None = None) -> Any:
+def call(
+    ctx: Context,
+    kind: str,
+    what: str,
+    fn: Callable[[], Any],
+    recheck: Callable[[], Any] | None = None,
+) -> Any:
     """One API step with retries of transient errors and readable failures."""
     try:
         return retrying(fn, timing=ctx.timing, what=what, recheck=recheck)
@@ -158,6 +185,7 @@ def _recheck(ctx: Context, kind: str, name: str) -> Callable[[], Found | None]:
     def again() -> Found | None:
         found = [f for f in listers(ctx.cloud, ctx.top)[kind]() if f.name == name]
         return found[0] if found else None
+
     return again
 
 
@@ -190,9 +218,11 @@ def create(ctx: Context, a: Action) -> Found:
         fn = lambda: port.create_port(conn, spec, net_id, subnet_id, sg_id, m)  # noqa: E731
     elif a.kind == "server":
         kwargs = {
-            "image_id": image_id(ctx), "flavor_id": reserved_flavor(ctx),
+            "image_id": image_id(ctx),
+            "flavor_id": reserved_flavor(ctx),
             "port_ids": [ctx.found("port", p).id for p in spec.ports],
-            "key_name": top.keypair.name, "marker": m,
+            "key_name": top.keypair.name,
+            "marker": m,
         }
         fn = lambda: server.create_server(conn, spec, **kwargs)  # noqa: E731
     elif a.kind == "floatingip":
@@ -214,6 +244,7 @@ def _recheck_fip(ctx: Context) -> Callable[[], Found | None]:
     def again() -> Found | None:
         found = listers(ctx.cloud, ctx.top)["floatingip"]()
         return found[0] if found else None
+
     return again
 
 
@@ -248,9 +279,12 @@ def reserved_flavor(ctx: Context) -> str:
         return ctx.cache["reserved"]
     wait_lease(ctx)
     found = ctx.found("lease", ctx.top.lease.name)
-    flavor = wait_for(lambda: lease.reserved_flavor_id(ctx.conn, found),
-                      timeout=ctx.timing.lease_timeout, poll=ctx.timing.poll,
-                      what=f"the reserved flavor reservation:{found.attrs.get('reservation_id')}")
+    flavor = wait_for(
+        lambda: lease.reserved_flavor_id(ctx.conn, found),
+        timeout=ctx.timing.lease_timeout,
+        poll=ctx.timing.poll,
+        what=f"the reserved flavor reservation:{found.attrs.get('reservation_id')}",
+    )
     ctx.cache["reserved"] = flavor
     return flavor
 
@@ -260,16 +294,25 @@ def wait_lease(ctx: Context) -> Found:
     found = ctx.found("lease", ctx.top.lease.name)
 
     def check() -> Found | None:
-        now = call(ctx, "lease", f"read lease {found.name}",
-                   lambda: lease.get_lease(ctx.cloud.blazar(), found))
+        now = call(
+            ctx,
+            "lease",
+            f"read lease {found.name}",
+            lambda: lease.get_lease(ctx.cloud.blazar(), found),
+        )
         if now is None:
-            raise CloudError(f"lease {found.name} disappeared",
-                             hint="rerun `ggctl reserve` to make a new one")
+            raise CloudError(
+                f"lease {found.name} disappeared", hint="rerun `ggctl reserve` to make a new one"
+            )
         ctx.replace(ctx.actual.first("lease", found.name), now)
         return lease.check_active(now)
 
-    return wait_for(check, timeout=ctx.timing.lease_timeout, poll=ctx.timing.poll,
-                    what=f"lease {found.name} to become ACTIVE")
+    return wait_for(
+        check,
+        timeout=ctx.timing.lease_timeout,
+        poll=ctx.timing.poll,
+        what=f"lease {found.name} to become ACTIVE",
+    )
 
 
 def wait_server(ctx: Context, a: Action) -> Found:
@@ -280,24 +323,37 @@ def wait_server(ctx: Context, a: Action) -> Found:
 
         def check(failed: list[Found] = failed) -> Found | None:
             current = ctx.found("server", spec.name)
-            now = call(ctx, "server", f"read server {spec.name}",
-                       lambda: server.get_server(ctx.conn, current))
+            now = call(
+                ctx,
+                "server",
+                f"read server {spec.name}",
+                lambda: server.get_server(ctx.conn, current),
+            )
             if now is None or now.status == "ERROR":
                 failed.append(now or current)
                 return now or current
             ctx.replace(current, now)
             return now if now.status == "ACTIVE" else None
 
-        result = wait_for(check, timeout=ctx.timing.server_timeout, poll=ctx.timing.poll,
-                          what=f"server {spec.name} to become ACTIVE")
+        result = wait_for(
+            check,
+            timeout=ctx.timing.server_timeout,
+            poll=ctx.timing.poll,
+            what=f"server {spec.name} to become ACTIVE",
+        )
         if not failed:
             return result
         fault = result.attrs.get("fault") or "no fault message from Nova"
         if attempt == SERVER_ATTEMPTS:
-            raise CloudError(f"server {spec.name} went to ERROR {attempt} times; last: {fault}",
-                             hint="check the lease and the image; `ggctl teardown` frees all")
-        ctx.console.print(f"[yellow]{spec.name} went to ERROR ({fault}); replacing it "
-                          f"(attempt {attempt + 1} of {SERVER_ATTEMPTS})[/]", highlight=False)
+            raise CloudError(
+                f"server {spec.name} went to ERROR {attempt} times; last: {fault}",
+                hint="check the lease and the image; `ggctl teardown` frees all",
+            )
+        ctx.console.print(
+            f"[yellow]{spec.name} went to ERROR ({fault}); replacing it "
+            f"(attempt {attempt + 1} of {SERVER_ATTEMPTS})[/]",
+            highlight=False,
+        )
         replace_server(ctx, ctx.found("server", spec.name), spec)
     raise AssertionError("unreachable")
 
@@ -329,8 +385,12 @@ def delete(ctx: Context, a: Action) -> None:
             call(ctx, a.kind, f"delete {f.label()}", lambda: remove(f))
         return None
 
-    wait_for(gone, timeout=ctx.timing.delete_timeout, poll=ctx.timing.poll,
-             what=f"{f.label()} to be deleted")
+    wait_for(
+        gone,
+        timeout=ctx.timing.delete_timeout,
+        poll=ctx.timing.poll,
+        what=f"{f.label()} to be deleted",
+    )
     ctx.replace(f, None)
 
 
@@ -363,9 +423,15 @@ def apply(ctx: Context, actions: list[Action], *, title: str = "reserve") -> Non
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     preflight(ctx, actions)
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                        console=ctx.console, transient=False)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=ctx.console,
+        transient=False,
+    )
     with progress:
         task = progress.add_task(title, total=len(actions))
         for a in actions:

@@ -17,8 +17,15 @@ from typing import Any
 
 from ggctl.provision.errors import AuthError, error_text, is_connection_error
 
-SECRET_KEYS = ("password", "application_credential_secret", "token", "access_token",
-               "client_secret", "passcode", "secret")
+SECRET_KEYS = (
+    "password",
+    "application_credential_secret",
+    "token",
+    "access_token",
+    "client_secret",
+    "passcode",
+    "secret",
+)
 NO_CREDENTIALS_HINT = (
     "download a clouds.yaml from Chameleon (KVM@TACC > Identity > Application Credentials) "
     "into ~/.config/openstack/ and pass --os-cloud NAME (or set OS_CLOUD), or source an "
@@ -93,8 +100,10 @@ def load_region(os_cloud: str | None, site: str) -> Any:
 
     source = credential_source(os_cloud)
     if source is None:
-        raise AuthError("no OpenStack credentials: neither --os-cloud/OS_CLOUD nor "
-                        "OS_AUTH_URL is set", hint=NO_CREDENTIALS_HINT)
+        raise AuthError(
+            "no OpenStack credentials: neither --os-cloud/OS_CLOUD nor OS_AUTH_URL is set",
+            hint=NO_CREDENTIALS_HINT,
+        )
     config = loader.OpenStackConfig(load_envvars=True)
     try:
         region = config.get_one(cloud=source or None)
@@ -102,15 +111,18 @@ def load_region(os_cloud: str | None, site: str) -> Any:
             region = config.get_one(cloud=source or None, region_name=site)
     except sdk_exc.ConfigException as exc:
         known = ", ".join(sorted(config.get_cloud_names())) or "none"
-        raise AuthError(f"cannot use cloud {source or 'from OS_* variables'!r}: "
-                        f"{REDACTOR.redact(str(exc))} (clouds found: {known})",
-                        hint=NO_CREDENTIALS_HINT) from None
+        raise AuthError(
+            f"cannot use cloud {source or 'from OS_* variables'!r}: "
+            f"{REDACTOR.redact(str(exc))} (clouds found: {known})",
+            hint=NO_CREDENTIALS_HINT,
+        ) from None
     for key in SECRET_KEYS:
         REDACTOR.add((region.config.get("auth") or {}).get(key))
     if region.region_name and region.region_name != site:
-        raise AuthError(f"the credentials are for region {region.region_name!r}, "
-                        f"not the site {site!r}",
-                        hint=f"pass --site {region.region_name} or use {site}'s credentials")
+        raise AuthError(
+            f"the credentials are for region {region.region_name!r}, not the site {site!r}",
+            hint=f"pass --site {region.region_name} or use {site}'s credentials",
+        )
     return region
 
 
@@ -128,24 +140,29 @@ def connect(os_cloud: str | None, site: str) -> Cloud:
         access = session.auth.get_access(session)
     except ks_exc.MissingRequiredOptions as exc:
         names = ", ".join(o.dest for o in exc.options)
-        raise AuthError(f"incomplete credentials: missing {names}",
-                        hint=NO_CREDENTIALS_HINT) from None
+        raise AuthError(
+            f"incomplete credentials: missing {names}", hint=NO_CREDENTIALS_HINT
+        ) from None
     except (ks_exc.Unauthorized, ks_exc.AuthorizationFailure) as exc:
         scope = f" for project {project!r}" if project else ""
         raise AuthError(
             f"Keystone at {auth_url} refused the credentials{scope}: "
             f"{REDACTOR.redact(error_text(exc))}",
             hint="check the application credential (it may be expired or deleted) and "
-                 "that it belongs to your CHI-XXXXXX project") from None
+            "that it belongs to your CHI-XXXXXX project",
+        ) from None
     except Exception as exc:
         if is_connection_error(exc):
-            raise AuthError(f"cannot reach Keystone at {auth_url}",
-                            hint="check the network and the auth_url") from None
+            raise AuthError(
+                f"cannot reach Keystone at {auth_url}", hint="check the network and the auth_url"
+            ) from None
         raise
     REDACTOR.add(access.auth_token)
     if not access.project_id:
-        raise AuthError("the credentials are not scoped to a project",
-                        hint="set project_name (CHI-XXXXXX) in clouds.yaml or OS_PROJECT_NAME")
+        raise AuthError(
+            "the credentials are not scoped to a project",
+            hint="set project_name (CHI-XXXXXX) in clouds.yaml or OS_PROJECT_NAME",
+        )
     services = {entry.get("type") for entry in access.service_catalog.catalog or []}
     return Cloud(
         conn=connection.Connection(config=region),

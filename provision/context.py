@@ -18,9 +18,14 @@ DEFAULT_KEYS = ("~/.ssh/id_ed25519.pub", "~/.ssh/id_rsa.pub")
 
 def timing(cloud_settings: Any) -> Timing:
     c = cloud_settings
-    return Timing(poll=c.poll_interval, lease_timeout=c.lease_timeout,
-                  server_timeout=c.server_timeout, delete_timeout=c.delete_timeout,
-                  retries=c.retries, backoff=c.retry_backoff)
+    return Timing(
+        poll=c.poll_interval,
+        lease_timeout=c.lease_timeout,
+        server_timeout=c.server_timeout,
+        delete_timeout=c.delete_timeout,
+        retries=c.retries,
+        backoff=c.retry_backoff,
+    )
 
 
 def public_key_path(configured: Path | None) -> Path:
@@ -28,22 +33,27 @@ def public_key_path(configured: Path | None) -> Path:
     if configured is not None:
         path = Path(configured).expanduser()
         if not path.is_file():
-            raise GgctlError(f"public key {path} does not exist",
-                             hint="pass --key PATH.pub, or create one: ssh-keygen -t ed25519")
+            raise GgctlError(
+                f"public key {path} does not exist",
+                hint="pass --key PATH.pub, or create one: ssh-keygen -t ed25519",
+            )
         return path
     for candidate in DEFAULT_KEYS:
         path = Path(candidate).expanduser()
         if path.is_file():
             return path
-    raise GgctlError("no SSH public key found (~/.ssh/id_ed25519.pub, ~/.ssh/id_rsa.pub)",
-                     hint="pass --key PATH.pub, or create one: ssh-keygen -t ed25519")
+    raise GgctlError(
+        "no SSH public key found (~/.ssh/id_ed25519.pub, ~/.ssh/id_rsa.pub)",
+        hint="pass --key PATH.pub, or create one: ssh-keygen -t ed25519",
+    )
 
 
 def read_public_key(path: Path) -> str:
     text = path.read_text().strip()
     if not text.startswith(("ssh-", "ecdsa-", "sk-")) or "PRIVATE KEY" in text:
-        raise GgctlError(f"{path} is not an OpenSSH public key",
-                         hint="pass the .pub file, never the private key")
+        raise GgctlError(
+            f"{path} is not an OpenSSH public key", hint="pass the .pub file, never the private key"
+        )
     return text
 
 
@@ -83,13 +93,22 @@ def open_session(settings: Any, *, need_key: bool) -> Session:
     public_key = read_public_key(key_path) if key_path else ""
     cloud = auth.connect(c.os_cloud, c.site)
     if "reservation" not in cloud.services:
-        raise GgctlError(f"no Blazar (reservation) service in the catalog of {cloud.auth_url}",
-                         hint="KVM@TACC has one; check --os-cloud and --site")
+        raise GgctlError(
+            f"no Blazar (reservation) service in the catalog of {cloud.auth_url}",
+            hint="KVM@TACC has one; check --os-cloud and --site",
+        )
     state = StateDir(settings.state_dir)
     suffix = resolve_suffix(settings, cloud, state)
     top = build_topology(
-        suffix, public_key, site=c.site, flavor=c.flavor, image=c.image, hours=c.hours,
-        nodes=c.nodes, external_network=c.external_network, public_cidr=c.public_cidr,
+        suffix,
+        public_key,
+        site=c.site,
+        flavor=c.flavor,
+        image=c.image,
+        hours=c.hours,
+        nodes=c.nodes,
+        external_network=c.external_network,
+        public_cidr=c.public_cidr,
         private_cidr=c.private_cidr,
     )
     return Session(cloud, top, timing(c), state, key_path)

@@ -49,23 +49,39 @@ def deleters(cloud: Any) -> dict[str, tuple[Any, Any]]:
     """Per kind: (delete it, does it still exist?)."""
     conn = cloud.conn
     return {
-        "lease": (lambda f: lease.delete_lease(cloud.blazar(), f),
-                  lambda f: lease.lease_exists(cloud.blazar(), f)),
-        "keypair": (lambda f: keypair.delete_keypair(conn, f),
-                    lambda f: keypair.keypair_exists(conn, f)),
-        "network": (lambda f: network.delete_network(conn, f),
-                    lambda f: network.network_exists(conn, f)),
-        "subnet": (lambda f: network.delete_subnet(conn, f),
-                   lambda f: network.subnet_exists(conn, f)),
-        "router": (lambda f: router.delete_router(conn, f),
-                   lambda f: router.router_exists(conn, f)),
-        "secgroup": (lambda f: secgroup.delete_secgroup(conn, f),
-                     lambda f: secgroup.secgroup_exists(conn, f)),
+        "lease": (
+            lambda f: lease.delete_lease(cloud.blazar(), f),
+            lambda f: lease.lease_exists(cloud.blazar(), f),
+        ),
+        "keypair": (
+            lambda f: keypair.delete_keypair(conn, f),
+            lambda f: keypair.keypair_exists(conn, f),
+        ),
+        "network": (
+            lambda f: network.delete_network(conn, f),
+            lambda f: network.network_exists(conn, f),
+        ),
+        "subnet": (
+            lambda f: network.delete_subnet(conn, f),
+            lambda f: network.subnet_exists(conn, f),
+        ),
+        "router": (
+            lambda f: router.delete_router(conn, f),
+            lambda f: router.router_exists(conn, f),
+        ),
+        "secgroup": (
+            lambda f: secgroup.delete_secgroup(conn, f),
+            lambda f: secgroup.secgroup_exists(conn, f),
+        ),
         "port": (lambda f: port.delete_port(conn, f), lambda f: port.port_exists(conn, f)),
-        "server": (lambda f: server.delete_server(conn, f),
-                   lambda f: server.server_exists(conn, f)),
-        "floatingip": (lambda f: floatingip.delete_floatingip(conn, f),
-                       lambda f: floatingip.floatingip_exists(conn, f)),
+        "server": (
+            lambda f: server.delete_server(conn, f),
+            lambda f: server.server_exists(conn, f),
+        ),
+        "floatingip": (
+            lambda f: floatingip.delete_floatingip(conn, f),
+            lambda f: floatingip.floatingip_exists(conn, f),
+        ),
     }
 
 

@@ -54,8 +54,10 @@ def is_connection_error(exc: BaseException) -> bool:
     from keystoneauth1 import exceptions as ks_exc
     from requests import exceptions as rq_exc
 
-    return isinstance(exc, ks_exc.ConnectFailure | ks_exc.ConnectionError
-                      | rq_exc.ConnectionError | ConnectionError)
+    return isinstance(
+        exc,
+        ks_exc.ConnectFailure | ks_exc.ConnectionError | rq_exc.ConnectionError | ConnectionError,
+    )
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -70,5 +72,9 @@ def is_transient(exc: BaseException) -> bool:
 def is_auth_failure(exc: BaseException) -> bool:
     from keystoneauth1 import exceptions as ks_exc
 
-    return isinstance(exc, ks_exc.Unauthorized | ks_exc.MissingAuthPlugin
-                      | ks_exc.AuthorizationFailure) or http_status(exc) == 401
+    return (
+        isinstance(
+            exc, ks_exc.Unauthorized | ks_exc.MissingAuthPlugin | ks_exc.AuthorizationFailure
+        )
+        or http_status(exc) == 401
+    )

@@ -13,10 +13,18 @@ from ggctl.provision.topology import FloatingIPSpec, is_ours
 
 
 def _fip(f: Any) -> Found:
-    return Found("floatingip", f.id, f.floating_ip_address or f.id, f.status or "", {
-        "address": f.floating_ip_address, "port_id": f.port_id,
-        "fixed_ip": f.fixed_ip_address, "description": f.description or "",
-    })
+    return Found(
+        "floatingip",
+        f.id,
+        f.floating_ip_address or f.id,
+        f.status or "",
+        {
+            "address": f.floating_ip_address,
+            "port_id": f.port_id,
+            "fixed_ip": f.fixed_ip_address,
+            "description": f.description or "",
+        },
+    )
 
 
 def list_floatingips(conn: Any, suffix: str) -> list[Found]:
@@ -24,11 +32,13 @@ def list_floatingips(conn: Any, suffix: str) -> list[Found]:
     return [_fip(f) for f in conn.network.ips() if is_ours(f.description, suffix)]
 
 
-def create_floatingip(conn: Any, spec: FloatingIPSpec, external_id: str,
-                      port_id: str) -> Found:
+def create_floatingip(conn: Any, spec: FloatingIPSpec, external_id: str, port_id: str) -> Found:
     """Allocate a new address from the external network, bound to the port in one call."""
-    return _fip(conn.network.create_ip(
-        floating_network_id=external_id, port_id=port_id, description=spec.description))
+    return _fip(
+        conn.network.create_ip(
+            floating_network_id=external_id, port_id=port_id, description=spec.description
+        )
+    )
 
 
 def associate(conn: Any, found: Found, port_id: str) -> Found:

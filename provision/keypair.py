@@ -9,9 +9,16 @@ from ggctl.provision.actual import Found
 
 
 def _keypair(k: Any) -> Found:
-    return Found("keypair", k.name, k.name, "", {
-        "public_key": (k.public_key or "").strip(), "fingerprint": k.fingerprint or "",
-    })
+    return Found(
+        "keypair",
+        k.name,
+        k.name,
+        "",
+        {
+            "public_key": (k.public_key or "").strip(),
+            "fingerprint": k.fingerprint or "",
+        },
+    )
 
 
 def list_keypairs(conn: Any, name: str) -> list[Found]:

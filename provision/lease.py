@@ -12,7 +12,7 @@ python-chi builds the request (`chi.lease.Lease`: end date in Blazar's format,
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ggctl.errors import GgctlError
@@ -33,10 +33,10 @@ def blazar_client(session: Any, region: str, interface: str) -> Any:
     try:
         from blazarclient import client as blazar
     except ImportError:
-        raise GgctlError("python-blazarclient is not installed",
-                         hint=BLAZAR_MISSING_HINT) from None
-    return blazar.Client("1", service_type="reservation", session=session,
-                         region_name=region, interface=interface)
+        raise GgctlError("python-blazarclient is not installed", hint=BLAZAR_MISSING_HINT) from None
+    return blazar.Client(
+        "1", service_type="reservation", session=session, region_name=region, interface=interface
+    )
 
 
 def _chi_lease() -> Any:
@@ -44,14 +44,15 @@ def _chi_lease() -> Any:
         from chi import lease as chi_lease
     except ImportError as exc:
         if "blazarclient" in str(exc):
-            raise GgctlError("python-blazarclient is not installed",
-                             hint=BLAZAR_MISSING_HINT) from None
+            raise GgctlError(
+                "python-blazarclient is not installed", hint=BLAZAR_MISSING_HINT
+            ) from None
         raise
     return chi_lease
 
 
 def _iso(dt: datetime) -> str:
-    return dt.replace(tzinfo=timezone.utc).isoformat(timespec="seconds")
+    return dt.replace(tzinfo=UTC).isoformat(timespec="seconds")
 
 
 def lease_found(data: dict[str, Any]) -> Found:
@@ -60,15 +61,21 @@ def lease_found(data: dict[str, Any]) -> Found:
     flavor_res = lease.flavor_reservations[0] if lease.flavor_reservations else {}
     # Never read `lease.status`: python-chi's getter re-fetches the lease through its own
     # global session (built from OS_* at import), not ours.
-    return Found("lease", lease.id, lease.name, data.get("status") or "", {
-        "start": _iso(lease.start_date),
-        "end": _iso(lease.end_date),
-        "reservation_id": flavor_res.get("id", ""),
-        "reservation_status": flavor_res.get("status", ""),
-        "flavor_id": flavor_res.get("flavor_id", ""),
-        "amount": flavor_res.get("amount"),
-        "degraded": bool(data.get("degraded")),
-    })
+    return Found(
+        "lease",
+        lease.id,
+        lease.name,
+        data.get("status") or "",
+        {
+            "start": _iso(lease.start_date),
+            "end": _iso(lease.end_date),
+            "reservation_id": flavor_res.get("id", ""),
+            "reservation_status": flavor_res.get("status", ""),
+            "flavor_id": flavor_res.get("flavor_id", ""),
+            "amount": flavor_res.get("amount"),
+            "degraded": bool(data.get("degraded")),
+        },
+    )
 
 
 def list_leases(blazar: Any, name: str) -> list[Found]:
@@ -83,8 +90,8 @@ def blazar_error(exc: Exception, spec: LeaseSpec, site: str) -> GgctlError:
         return CloudError(
             f"Blazar cannot reserve {spec.amount} x {spec.flavor} at {site} for "
             f"{spec.hours} h: {text}",
-            hint="see the Flavor Calendar in the KVM@TACC dashboard; try fewer --hours, "
-                 "or later")
+            hint="see the Flavor Calendar in the KVM@TACC dashboard; try fewer --hours, or later",
+        )
     return CloudError(f"Blazar refused the lease {spec.name} (HTTP {http_status(exc)}): {text}")
 
 
@@ -96,8 +103,11 @@ def create_lease(blazar: Any, spec: LeaseSpec, flavor_id: str, site: str) -> Fou
     lease.add_flavor_reservation(id=flavor_id, amount=spec.amount)
     try:
         data = blazar.lease.create(
-            name=lease.name, start=lease.start_date, end=lease.end_date,
-            reservations=lease.flavor_reservations, events=[],
+            name=lease.name,
+            start=lease.start_date,
+            end=lease.end_date,
+            reservations=lease.flavor_reservations,
+            events=[],
         )
     except blazar_exc.BlazarClientException as exc:
         if http_status(exc) in (500, 502, 503, 504):
@@ -120,7 +130,7 @@ def get_lease(blazar: Any, found: Found) -> Found | None:
 
 def expired(found: Found, now: datetime | None = None) -> bool:
     """True once the lease's end date has passed."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return datetime.fromisoformat(found.attrs["end"]) <= now
 
 
@@ -135,7 +145,8 @@ def check_active(found: Found) -> Found | None:
         raise CloudError(
             f"lease {found.name} is {found.status} (ends {found.attrs.get('end')}); "
             "it will not become ACTIVE",
-            hint="run `ggctl teardown`, then `ggctl reserve` for a new lease")
+            hint="run `ggctl teardown`, then `ggctl reserve` for a new lease",
+        )
     return None
 
 
@@ -147,10 +158,10 @@ def extend_lease(blazar: Any, found: Found, hours: int) -> Found:
     try:
         data = blazar.lease.update(found.id, end_date=end.strftime(API_TIME))
     except blazar_exc.BlazarClientException as exc:
-        raise CloudError(f"Blazar refused to extend {found.name} by {hours} h: "
-                         f"{error_text(exc)}",
-                         hint="the flavor may be reserved by others after your lease; "
-                              "try fewer hours") from None
+        raise CloudError(
+            f"Blazar refused to extend {found.name} by {hours} h: {error_text(exc)}",
+            hint="the flavor may be reserved by others after your lease; try fewer hours",
+        ) from None
     return lease_found(data)
 
 

@@ -9,17 +9,31 @@ from ggctl.provision.topology import NetworkSpec, is_ours
 
 
 def _network(n: Any) -> Found:
-    return Found("network", n.id, n.name, n.status or "", {
-        "port_security": n.is_port_security_enabled,
-        "description": n.description or "",
-    })
+    return Found(
+        "network",
+        n.id,
+        n.name,
+        n.status or "",
+        {
+            "port_security": n.is_port_security_enabled,
+            "description": n.description or "",
+        },
+    )
 
 
 def _subnet(s: Any) -> Found:
-    return Found("subnet", s.id, s.name, "", {
-        "network_id": s.network_id, "cidr": s.cidr, "gateway_ip": s.gateway_ip,
-        "enable_dhcp": s.is_dhcp_enabled,
-    })
+    return Found(
+        "subnet",
+        s.id,
+        s.name,
+        "",
+        {
+            "network_id": s.network_id,
+            "cidr": s.cidr,
+            "gateway_ip": s.gateway_ip,
+            "enable_dhcp": s.is_dhcp_enabled,
+        },
+    )
 
 
 def list_networks(conn: Any, suffix: str) -> list[Found]:
@@ -34,15 +48,18 @@ def list_subnets(conn: Any, suffix: str) -> list[Found]:
 
 def create_network(conn: Any, spec: NetworkSpec, marker: str) -> Found:
     """Create the network; port security is set here so its ports inherit it."""
-    return _network(conn.network.create_network(
-        name=spec.name, description=marker, port_security_enabled=spec.port_security,
-    ))
+    return _network(
+        conn.network.create_network(
+            name=spec.name,
+            description=marker,
+            port_security_enabled=spec.port_security,
+        )
+    )
 
 
 def update_network(conn: Any, found: Found, spec: NetworkSpec) -> Found:
     """Bring port security back to what the spec says."""
-    return _network(conn.network.update_network(
-        found.id, port_security_enabled=spec.port_security))
+    return _network(conn.network.update_network(found.id, port_security_enabled=spec.port_security))
 
 
 def create_subnet(conn: Any, spec: NetworkSpec, network_id: str, marker: str) -> Found:
@@ -50,10 +67,18 @@ def create_subnet(conn: Any, spec: NetworkSpec, network_id: str, marker: str) ->
     pools = {}
     if spec.dhcp_pool:
         pools["allocation_pools"] = [{"start": spec.dhcp_pool[0], "end": spec.dhcp_pool[1]}]
-    return _subnet(conn.network.create_subnet(
-        name=spec.subnet_name, description=marker, network_id=network_id, ip_version=4,
-        cidr=spec.cidr, gateway_ip=spec.gateway_ip, is_dhcp_enabled=spec.enable_dhcp, **pools,
-    ))
+    return _subnet(
+        conn.network.create_subnet(
+            name=spec.subnet_name,
+            description=marker,
+            network_id=network_id,
+            ip_version=4,
+            cidr=spec.cidr,
+            gateway_ip=spec.gateway_ip,
+            is_dhcp_enabled=spec.enable_dhcp,
+            **pools,
+        )
+    )
 
 
 def delete_network(conn: Any, found: Found) -> None:

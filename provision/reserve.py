@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import Console
+
 from ggctl.inventory.ansible import INVENTORY_FILE, write_inventory
 from ggctl.inventory.sshconfig import write_ssh_config
 from ggctl.provision import record
@@ -13,7 +15,6 @@ from ggctl.provision.apply import Context, apply
 from ggctl.provision.context import Session, open_session, private_key_for
 from ggctl.provision.discover import read_actual
 from ggctl.provision.plan import Action, plan_reserve
-from rich.console import Console
 
 
 @dataclass
@@ -30,11 +31,16 @@ def _recorder(s: Session) -> Any:
 
     def save(actual: Actual) -> dict[str, Any]:
         data = record.to_state(
-            s.top, actual, project=s.cloud.project_name, user=s.cloud.user_name,
+            s.top,
+            actual,
+            project=s.cloud.project_name,
+            user=s.cloud.user_name,
             public_key=str(key) if key else None,
-            private_key=private_key_for(key) if key else None)
+            private_key=private_key_for(key) if key else None,
+        )
         record.save(s.state, data)
         return data
+
     return save
 
 

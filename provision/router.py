@@ -19,10 +19,16 @@ def _interfaces(conn: Any, router_id: str) -> list[str]:
 
 def _router(conn: Any, r: Any) -> Found:
     gw = r.external_gateway_info or {}
-    return Found("router", r.id, r.name, r.status or "", {
-        "gateway_network_id": gw.get("network_id"),
-        "interfaces": _interfaces(conn, r.id),
-    })
+    return Found(
+        "router",
+        r.id,
+        r.name,
+        r.status or "",
+        {
+            "gateway_network_id": gw.get("network_id"),
+            "interfaces": _interfaces(conn, r.id),
+        },
+    )
 
 
 def list_routers(conn: Any, suffix: str) -> list[Found]:
@@ -33,7 +39,8 @@ def list_routers(conn: Any, suffix: str) -> list[Found]:
 def create_router(conn: Any, spec: RouterSpec, external_id: str, marker: str) -> Found:
     """Create the router with its gateway in the same call (one step fewer to resume)."""
     r = conn.network.create_router(
-        name=spec.name, description=marker,
+        name=spec.name,
+        description=marker,
         external_gateway_info={"network_id": external_id},
     )
     return _router(conn, r)

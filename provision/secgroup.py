@@ -21,8 +21,7 @@ def _secgroup(g: Any) -> Found:
 
 def list_secgroups(conn: Any, suffix: str) -> list[Found]:
     """Our security groups (never the project's shared ones, which other users rely on)."""
-    return [_secgroup(g) for g in conn.network.security_groups()
-            if is_ours(g.description, suffix)]
+    return [_secgroup(g) for g in conn.network.security_groups() if is_ours(g.description, suffix)]
 
 
 def missing_rules(found: Found, spec: SecGroupSpec) -> list[RuleSpec]:
@@ -41,8 +40,12 @@ def add_rules(conn: Any, found: Found, spec: SecGroupSpec) -> Found:
     """Add the missing ingress rules."""
     for rule in missing_rules(found, spec):
         conn.network.create_security_group_rule(
-            security_group_id=found.id, direction="ingress", ethertype="IPv4",
-            protocol=rule.protocol, port_range_min=rule.port, port_range_max=rule.port,
+            security_group_id=found.id,
+            direction="ingress",
+            ethertype="IPv4",
+            protocol=rule.protocol,
+            port_range_min=rule.port,
+            port_range_max=rule.port,
             remote_ip_prefix=rule.remote_ip_prefix,
         )
     return _secgroup(conn.network.get_security_group(found.id))

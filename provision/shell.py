@@ -15,11 +15,12 @@ def ssh_command(state_dir: Path, node: str, command: list[str]) -> list[str]:
         raise GgctlError(f"unknown node {node!r}", hint="use node-0, node-1 or node-2")
     config = Path(state_dir).expanduser() / "ssh_config"
     if not config.is_file():
-        raise GgctlError("no ssh_config: nothing reserved yet (or it was torn down)",
-                         hint="run `ggctl reserve` (or `ggctl status` to check)")
+        raise GgctlError(
+            "no ssh_config: nothing reserved yet (or it was torn down)",
+            hint="run `ggctl reserve` (or `ggctl status` to check)",
+        )
     if f"Host {node}\n" not in config.read_text():
-        raise GgctlError(f"{node} is not among the reserved nodes",
-                         hint=f"see {config}")
+        raise GgctlError(f"{node} is not among the reserved nodes", hint=f"see {config}")
     if command and command[0] == "--":
         command = command[1:]
     return ssh_argv(config, node, command)

@@ -6,10 +6,11 @@ import json
 import logging
 from typing import Any
 
-from ggctl.provision.auth import REDACTOR
-from ggctl.provision.plan import Action
 from rich.console import Console
 from rich.table import Table
+
+from ggctl.provision.auth import REDACTOR
+from ggctl.provision.plan import Action
 
 
 def configure_logging(verbose: int) -> None:
@@ -42,8 +43,10 @@ def print_plan(console: Console, actions: list[Action], *, title: str) -> None:
 
 def status_table(data: dict[str, Any]) -> Table:
     lease = data.get("lease") or {}
-    title = (f"{data.get('suffix')} at {data.get('site')} ({data.get('project') or '?'}): "
-             f"lease {lease.get('name', 'none')} {lease.get('status', '')}")
+    title = (
+        f"{data.get('suffix')} at {data.get('site')} ({data.get('project') or '?'}): "
+        f"lease {lease.get('name', 'none')} {lease.get('status', '')}"
+    )
     if lease.get("end"):
         from ggctl.provision.status import remaining
 
@@ -53,8 +56,14 @@ def status_table(data: dict[str, Any]) -> Table:
         table.add_column(col)
     for n in data.get("nodes") or []:
         fip = data.get("floating_ip") if n["node"] == "node-0" else ""
-        table.add_row(n["node"], n["name"], n["status"], n.get("private_ip") or "",
-                      n.get("public_net_ip") or "", fip or "")
+        table.add_row(
+            n["node"],
+            n["name"],
+            n["status"],
+            n.get("private_ip") or "",
+            n.get("public_net_ip") or "",
+            fip or "",
+        )
     return table
 
 
@@ -65,24 +74,37 @@ def print_status(console: Console, data: dict[str, Any], fmt: str) -> None:
     if fmt == "yaml":
         import yaml
 
-        console.print(yaml.safe_dump(data, sort_keys=False), end="", highlight=False,
-                      markup=False)
+        console.print(yaml.safe_dump(data, sort_keys=False), end="", highlight=False, markup=False)
         return
     console.print(status_table(data))
     counts = {k: len(v) for k, v in (data.get("resources") or {}).items()}
-    console.print("resources: " + (", ".join(f"{v} {k}" for k, v in counts.items())
-                                   or "none"), highlight=False)
+    console.print(
+        "resources: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none"),
+        highlight=False,
+    )
     for key in ("inventory", "ssh_config"):
         if data.get(key):
             console.print(f"{key}: {data[key]}", highlight=False)
     for name, section in data.items():
         if name not in _CORE and isinstance(section, dict):
-            console.print(f"[bold]{name}[/]: " + json.dumps(section, default=str),
-                          highlight=False)
+            console.print(f"[bold]{name}[/]: " + json.dumps(section, default=str), highlight=False)
 
 
-_CORE = {"suffix", "site", "project", "user", "lease", "floating_ip", "nodes", "resources",
-         "public_key", "private_key", "updated_at", "inventory", "ssh_config"}
+_CORE = {
+    "suffix",
+    "site",
+    "project",
+    "user",
+    "lease",
+    "floating_ip",
+    "nodes",
+    "resources",
+    "public_key",
+    "private_key",
+    "updated_at",
+    "inventory",
+    "ssh_config",
+}
 
 
 def print_leaks(console: Console, leaks: dict[str, list[str]]) -> None:

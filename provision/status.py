@@ -6,7 +6,7 @@ Later steps (cluster, deploy) add their own sections with `register_section`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ggctl.errors import GgctlError
@@ -28,7 +28,7 @@ def remaining(end_iso: str | None, now: datetime | None = None) -> str:
     """'5h 12m left' / 'expired' for a lease end date."""
     if not end_iso:
         return ""
-    delta = datetime.fromisoformat(end_iso) - (now or datetime.now(timezone.utc))
+    delta = datetime.fromisoformat(end_iso) - (now or datetime.now(UTC))
     if delta.total_seconds() <= 0:
         return "expired"
     hours, rest = divmod(int(delta.total_seconds()), 3600)
@@ -40,9 +40,14 @@ def status(settings: Any) -> dict[str, Any]:
     s = open_session(settings, need_key=False)
     actual = read_actual(s.cloud, s.top)
     previous = record.load(s.state) or {}
-    data = record.to_state(s.top, actual, project=s.cloud.project_name,
-                           user=s.cloud.user_name, public_key=previous.get("public_key"),
-                           private_key=previous.get("private_key"))
+    data = record.to_state(
+        s.top,
+        actual,
+        project=s.cloud.project_name,
+        user=s.cloud.user_name,
+        public_key=previous.get("public_key"),
+        private_key=previous.get("private_key"),
+    )
     for key in ("inventory", "ssh_config"):
         if previous.get(key):
             data[key] = previous[key]
@@ -66,8 +71,16 @@ def extend(settings: Any, hours: int) -> dict[str, Any]:
     found = lease_mod.extend_lease(s.cloud.blazar(), leases[0], hours)
     previous = record.load(s.state)
     if previous is not None:
-        previous["lease"] = {"id": found.id, "name": found.name, "status": found.status,
-                             **found.attrs}
+        previous["lease"] = {
+            "id": found.id,
+            "name": found.name,
+            "status": found.status,
+            **found.attrs,
+        }
         record.save(s.state, previous)
-    return {"name": found.name, "status": found.status, "end": found.attrs["end"],
-            "remaining": remaining(found.attrs["end"])}
+    return {
+        "name": found.name,
+        "status": found.status,
+        "end": found.attrs["end"],
+        "remaining": remaining(found.attrs["end"]),
+    }

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import Console
+
 from ggctl.provision import record
 from ggctl.provision.actual import Actual
 from ggctl.provision.apply import Context, apply
 from ggctl.provision.context import open_session
 from ggctl.provision.discover import read_actual
 from ggctl.provision.plan import Action, plan_teardown
-from rich.console import Console
 
 
 @dataclass

@@ -195,11 +195,25 @@ def build_topology(
 ) -> Topology:
     """The course's topology for one user (SPEC step 1), named with `suffix`."""
     networks = (
-        NetworkSpec(PUBLIC, f"ggctl-public-{suffix}", f"ggctl-public-subnet-{suffix}",
-                    public_cidr, host_address(public_cidr, 1), True, True),
-        NetworkSpec(PRIVATE, f"ggctl-private-{suffix}", f"ggctl-private-subnet-{suffix}",
-                    private_cidr, None, True, False,
-                    (host_address(private_cidr, 2), host_address(private_cidr, LB_POOL[0] - 1))),
+        NetworkSpec(
+            PUBLIC,
+            f"ggctl-public-{suffix}",
+            f"ggctl-public-subnet-{suffix}",
+            public_cidr,
+            host_address(public_cidr, 1),
+            True,
+            True,
+        ),
+        NetworkSpec(
+            PRIVATE,
+            f"ggctl-private-{suffix}",
+            f"ggctl-private-subnet-{suffix}",
+            private_cidr,
+            None,
+            True,
+            False,
+            (host_address(private_cidr, 2), host_address(private_cidr, LB_POOL[0] - 1)),
+        ),
     )
     ports: list[PortSpec] = []
     servers: list[ServerSpec] = []
@@ -209,8 +223,9 @@ def build_topology(
         pub = PortSpec(f"{node}-public-{suffix}", node, PUBLIC, None, True, True)
         priv = PortSpec(f"{node}-private-{suffix}", node, PRIVATE, private_ip, False, False)
         ports += [pub, priv]
-        servers.append(ServerSpec(node, f"{node}-{suffix}", image, (pub.name, priv.name),
-                                  private_ip))
+        servers.append(
+            ServerSpec(node, f"{node}-{suffix}", image, (pub.name, priv.name), private_ip)
+        )
     return Topology(
         suffix=suffix,
         site=site,
@@ -221,8 +236,9 @@ def build_topology(
         keypair=KeypairSpec(f"ggctl-{suffix}", public_key.strip()),
         ports=tuple(ports),
         servers=tuple(servers),
-        floating_ip=FloatingIPSpec("node-0", ports[0].name, external_network,
-                                   f"{marker(suffix)} node=node-0"),
+        floating_ip=FloatingIPSpec(
+            "node-0", ports[0].name, external_network, f"{marker(suffix)} node=node-0"
+        ),
     )
 
 

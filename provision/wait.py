@@ -34,13 +34,20 @@ def wait_for(check: Callable[[], T | None], *, timeout: float, poll: float, what
         if value is not None:
             return value
         if time.monotonic() >= deadline:
-            raise CloudError(f"timed out after {timeout:.0f} s waiting for {what}",
-                             hint="rerun the same command: it resumes from what exists")
+            raise CloudError(
+                f"timed out after {timeout:.0f} s waiting for {what}",
+                hint="rerun the same command: it resumes from what exists",
+            )
         time.sleep(poll)
 
 
-def retrying(call: Callable[[], T], *, timing: Timing, what: str,
-             recheck: Callable[[], T | None] | None = None) -> T:
+def retrying(
+    call: Callable[[], T],
+    *,
+    timing: Timing,
+    what: str,
+    recheck: Callable[[], T | None] | None = None,
+) -> T:
     """Run `call`, retrying transient failures (409, 5xx, resets) with doubling backoff.
 
     `recheck` runs before each retry: a create whose answer was lost (connection reset)
@@ -54,9 +61,15 @@ def retrying(call: Callable[[], T], *, timing: Timing, what: str,
             if not is_transient(exc) or attempt == timing.retries:
                 raise
             status = http_status(exc)
-            log.warning("%s: %s (%s); retry %d/%d in %.2g s", what,
-                        f"HTTP {status}" if status else type(exc).__name__,
-                        error_text(exc)[:200], attempt + 1, timing.retries, delay)
+            log.warning(
+                "%s: %s (%s); retry %d/%d in %.2g s",
+                what,
+                f"HTTP {status}" if status else type(exc).__name__,
+                error_text(exc)[:200],
+                attempt + 1,
+                timing.retries,
+                delay,
+            )
             time.sleep(delay)
             delay *= 2
             if recheck is not None:

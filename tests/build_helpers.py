@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SSH = r'''
+SSH = r"""
 import os, sys
 args = sys.argv[1:]
 takes_value = {"-F", "-o", "-i", "-p", "-J", "-l", "-L", "-R"}
@@ -25,9 +25,9 @@ with open(os.environ["FAKE_SSH_LOG"], "a") as log:
     log.write(host + "\n")
 os.environ["TMPDIR"] = os.environ["FAKE_REMOTE_TMP"]  # the "remote" side's own /tmp
 os.execvp("sh", ["sh", "-c", " ".join(args)])
-'''
+"""
 
-BUILDCTL = r'''
+BUILDCTL = r"""
 import json, os, pathlib, shutil, sys
 args = sys.argv[1:]
 record = {"argv": args, "cwd": os.getcwd(), "locals": {}}
@@ -50,9 +50,9 @@ dest = pathlib.Path(os.environ["FAKE_REGISTRY"]) / repo / tag
 shutil.rmtree(dest, ignore_errors=True)
 shutil.copytree(record["cwd"] + "/context", dest)
 print(f"#12 pushing manifest for {output['name']} done")
-'''
+"""
 
-CURL = r'''
+CURL = r"""
 import os, pathlib, re, sys
 with open(os.environ["FAKE_CURL_LOG"], "a") as log:
     log.write(" ".join(sys.argv[1:]) + "\n")
@@ -64,7 +64,7 @@ m = re.fullmatch(r"http://node-0:5000/v2/([^/]+)/manifests/(.+)", sys.argv[-1])
 registry = pathlib.Path(os.environ["FAKE_REGISTRY"])
 found = m and "-I" in sys.argv and (registry / m[1] / m[2]).is_dir()
 sys.stdout.write("200" if found else "404")
-'''
+"""
 
 
 @dataclass

@@ -8,18 +8,41 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ggctl.config import load_settings
 from rich.console import Console
 
+from ggctl.config import load_settings
+
 FAST = {
-    "poll_interval": 0.02, "retry_backoff": 0.01, "retries": 3,
-    "lease_timeout": 15, "server_timeout": 15, "delete_timeout": 15,
+    "poll_interval": 0.02,
+    "retry_backoff": 0.01,
+    "retries": 3,
+    "lease_timeout": 15,
+    "server_timeout": 15,
+    "delete_timeout": 15,
 }
 # What every reserve makes for one user (fake world kinds → count).
-FULL = {"leases": 1, "keypairs": 1, "networks": 2, "subnets": 2, "routers": 1,
-        "security_groups": 1, "ports": 6, "servers": 3, "floatingips": 1}
-OURS = ("leases", "keypairs", "networks", "subnets", "routers", "security_groups", "ports",
-        "servers", "floatingips")
+FULL = {
+    "leases": 1,
+    "keypairs": 1,
+    "networks": 2,
+    "subnets": 2,
+    "routers": 1,
+    "security_groups": 1,
+    "ports": 6,
+    "servers": 3,
+    "floatingips": 1,
+}
+OURS = (
+    "leases",
+    "keypairs",
+    "networks",
+    "subnets",
+    "routers",
+    "security_groups",
+    "ports",
+    "servers",
+    "floatingips",
+)
 
 
 def clean_os_env(monkeypatch: Any, tmp_path: Path) -> None:
@@ -39,19 +62,24 @@ def make_key(tmp_path: Path, user: str = "alice") -> Path:
 
     pub = tmp_path / f"{user}_ed25519.pub"
     if not pub.exists():
-        key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        key = (
+            ed25519.Ed25519PrivateKey.generate()
+            .public_key()
+            .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        )
         pub.write_text(f"{key.decode()} {user}@laptop\n")
     return pub
 
 
-def settings(tmp_path: Path, user: str = "alice", state: str | None = None,
-             **cloud: Any) -> Any:
+def settings(tmp_path: Path, user: str = "alice", state: str | None = None, **cloud: Any) -> Any:
     """Settings for `user`: own state dir and key, fast waits."""
-    return load_settings(None, {
-        "state_dir": tmp_path / f"state-{state or user}",
-        "cloud": {**FAST, "public_key": make_key(tmp_path, user), **cloud},
-    })
+    return load_settings(
+        None,
+        {
+            "state_dir": tmp_path / f"state-{state or user}",
+            "cloud": {**FAST, "public_key": make_key(tmp_path, user), **cloud},
+        },
+    )
 
 
 def use_env(monkeypatch: Any, fake: Any, user: str = "alice", **kw: Any) -> None:
@@ -72,12 +100,18 @@ def held(fake: Any, user: str | None = None) -> dict[str, int]:
     owner = {"user": user} if user else {}
     counts = {k: fake.world.count(k, **owner) for k in OURS if k != "ports"}
     # DHCP and router-interface ports belong to Neutron and go with their network/router.
-    counts["ports"] = sum(1 for p in fake.world.resources("ports", **owner)
-                          if not (p.get("device_owner") or "").startswith("network:"))
+    counts["ports"] = sum(
+        1
+        for p in fake.world.resources("ports", **owner)
+        if not (p.get("device_owner") or "").startswith("network:")
+    )
     return {k: v for k, v in counts.items() if v}
 
 
 def mutations(fake: Any) -> list[str]:
     """Mutating requests the fake has seen (method path)."""
-    return [f"{e.method} {e.path}" for e in fake.world.log
-            if e.method in ("POST", "PUT", "DELETE", "PATCH") and "/auth/tokens" not in e.path]
+    return [
+        f"{e.method} {e.path}"
+        for e in fake.world.log
+        if e.method in ("POST", "PUT", "DELETE", "PATCH") and "/auth/tokens" not in e.path
+    ]

@@ -61,8 +61,13 @@ def make_photo(size: tuple[int, int] = (320, 240), seed: int = 0) -> Image.Image
     return photo(size, seed=seed)
 
 
-def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (320, 240), seed: int = 0,
-                mode: str = "RGB", **save_kw: Any) -> bytes:
+def image_bytes(
+    fmt: str = "JPEG",
+    size: tuple[int, int] = (320, 240),
+    seed: int = 0,
+    mode: str = "RGB",
+    **save_kw: Any,
+) -> bytes:
     """A photo-like image converted to `mode` and encoded as `fmt` (JPEG, PNG, WEBP, ...)."""
     img = make_photo(size, seed)
     if mode != "RGB":
@@ -74,8 +79,9 @@ def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (320, 240), seed: int
     return buf.getvalue()
 
 
-def solid_image(color: tuple[int, ...], size: tuple[int, int] = (64, 64), mode: str = "RGB",
-                fmt: str = "PNG") -> bytes:
+def solid_image(
+    color: tuple[int, ...], size: tuple[int, int] = (64, 64), mode: str = "RGB", fmt: str = "PNG"
+) -> bytes:
     """A one-colour image, encoded; handy with the probe models."""
     buf = io.BytesIO()
     Image.new(mode, size, color).save(buf, fmt)
@@ -150,7 +156,8 @@ def make_probe_model(
     ]
     inits.append(numpy_helper.from_array(np.array([-1, 1], np.int64), "shape_n1"))
     graph = helper.make_graph(
-        nodes, "probe",
+        nodes,
+        "probe",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", len(PROBE_CLASSES)])],
         initializer=inits,
@@ -169,9 +176,16 @@ def make_probe_model(
     return path
 
 
-def make_linear_model(path: Path, *, num_classes: int = 11, size: int = 224,
-                      layout: str = "NHWC", softmax: bool = True, seed: int = 0,
-                      meta: ModelMeta | None = None) -> Path:
+def make_linear_model(
+    path: Path,
+    *,
+    num_classes: int = 11,
+    size: int = 224,
+    layout: str = "NHWC",
+    softmax: bool = True,
+    seed: int = 0,
+    meta: ModelMeta | None = None,
+) -> Path:
     """A tiny classifier: channel means → dense → (softmax). No metadata unless `meta`."""
     rng = np.random.default_rng(seed)
     if layout == "NHWC":
@@ -190,7 +204,8 @@ def make_linear_model(path: Path, *, num_classes: int = 11, size: int = 224,
         nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1))
         out = "probabilities"
     graph = helper.make_graph(
-        nodes, "linear",
+        nodes,
+        "linear",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", num_classes])],
         initializer=[numpy_helper.from_array(w, "w")],
@@ -212,7 +227,7 @@ def make_linear_model(path: Path, *, num_classes: int = 11, size: int = 224,
 
 # Installed in the server process before ggctl is imported: records every file the process
 # (and its forked gunicorn workers) opens for writing, through Python's audit hooks.
-_AUDIT_HOOK = textwrap.dedent('''
+_AUDIT_HOOK = textwrap.dedent("""
     import os, sys
     _fd = os.open(os.environ["GGCTL_TEST_AUDIT_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -230,7 +245,7 @@ _AUDIT_HOOK = textwrap.dedent('''
         if writing and path is not None and not isinstance(path, int):
             os.write(_fd, ("%d %s %s\\n" % (os.getpid(), event, os.fsdecode(path))).encode())
     sys.addaudithook(_hook)
-''')
+""")
 
 
 @dataclass
@@ -259,8 +274,9 @@ class LiveServer:
         kw.setdefault("timeout", 30)
         return self.session.request(method, self.url(path), **kw)
 
-    def predict(self, data: bytes, filename: str = "photo.jpg",
-                content_type: str = "image/jpeg", **kw: Any) -> requests.Response:
+    def predict(
+        self, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg", **kw: Any
+    ) -> requests.Response:
         return self.post("/predict", files={"file": (filename, data, content_type)}, **kw)
 
     def log(self) -> str:
@@ -309,8 +325,13 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S)
             proc.wait(5)
 
 
-def wait_ready(base_url: str, proc: subprocess.Popen[bytes], log: Callable[[], str],
-               timeout: float = READY_TIMEOUT_S, path: str = "/readyz") -> None:
+def wait_ready(
+    base_url: str,
+    proc: subprocess.Popen[bytes],
+    log: Callable[[], str],
+    timeout: float = READY_TIMEOUT_S,
+    path: str = "/readyz",
+) -> None:
     """Poll `path` until it answers 200; fail with the server's output if it never does."""
     deadline = time.monotonic() + timeout
     last = "no answer"
@@ -341,22 +362,40 @@ def run_server(
     """`python -m ggctl --state-dir W serve --model M --port P [args]` until the block ends."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    cli = ["--state-dir", str(workdir / "state"), "serve", "--model", str(model),
-           "--host", HOST, "--port", str(port), *args]
+    cli = [
+        "--state-dir",
+        str(workdir / "state"),
+        "serve",
+        "--model",
+        str(model),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        *args,
+    ]
     environ = _server_env(workdir, env)
     audit_log = None
     if audit_writes:
         audit_log = workdir / "writes.log"
         environ["GGCTL_TEST_AUDIT_LOG"] = str(audit_log)
-        boot = (_AUDIT_HOOK + "\nimport runpy\nsys.argv = ['ggctl'] + sys.argv[1:]\n"
-                "runpy.run_module('ggctl', run_name='__main__', alter_sys=True)\n")
+        boot = (
+            _AUDIT_HOOK + "\nimport runpy\nsys.argv = ['ggctl'] + sys.argv[1:]\n"
+            "runpy.run_module('ggctl', run_name='__main__', alter_sys=True)\n"
+        )
         cmd = [sys.executable, "-c", boot, *cli]
     else:
         cmd = [sys.executable, "-m", "ggctl", *cli]
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=environ, stdout=log_file,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            env=environ,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = LiveServer(f"http://{HOST}:{port}", proc, log_path, workdir, audit_log)
     try:
         wait_ready(server.base_url, proc, server.log, timeout)
@@ -377,8 +416,7 @@ def start_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def live_server(demo_model: Path, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[LiveServer]:
+def live_server(demo_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The demo model served by real gunicorn on 127.0.0.1, for the whole session."""
     with run_server(demo_model, tmp_path_factory.mktemp("live-server")) as server:
         yield server

@@ -20,9 +20,22 @@ def _positive(value) -> bool:
 def test_quick_bench_reports_every_figure(tmp_path):
     out, md = tmp_path / "bench.json", tmp_path / "bench.md"
     r = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--iters", "8", "--duration", "1",
-         "--json", str(out), "--markdown", str(md)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(BENCH),
+            "--quick",
+            "--iters",
+            "8",
+            "--duration",
+            "1",
+            "--json",
+            str(out),
+            "--markdown",
+            str(md),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
     )
     assert r.returncode == 0, r.stderr[-3000:]

@@ -20,8 +20,16 @@ from conftest import LiveServer, image_bytes
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("GGCTL_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(os.environ.get("GGCTL_SCREENSHOT_DIR", "/tmp"))
 TIMEOUT_MS = 15_000
 
@@ -39,11 +47,11 @@ def browser() -> Iterator[object]:
     except ImportError:
         _unavailable("playwright is not installed (pip install playwright)")
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which(
-            CHROMIUM):
+        CHROMIUM
+    ):
         _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True,
-                               timeout=60_000)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True, timeout=60_000)
         try:
             yield b
         finally:
@@ -93,7 +101,8 @@ def test_classify_without_reload(browser, live_server: LiveServer, photo_file: P
         preview.wait_for(state="visible")
         page.wait_for_function(
             "() => { const i = document.getElementById('preview');"
-            " return i.complete && i.naturalWidth > 0; }")
+            " return i.complete && i.naturalWidth > 0; }"
+        )
         assert page.evaluate("document.getElementById('preview').naturalWidth") == 800
         # A marker that a full page load would wipe out.
         page.evaluate("window.__still_here = 42")
@@ -112,8 +121,12 @@ def test_classify_without_reload(browser, live_server: LiveServer, photo_file: P
         page.screenshot(path=str(SCREENSHOTS / "ggctl-page-js.png"), full_page=True)
 
         # A bad file shows the server's error in place, still without a reload.
-        page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "image/jpeg",
-                                              "buffer": b"this is not a photo"}])
+        page.set_input_files(
+            "#file",
+            files=[
+                {"name": "notes.txt", "mimeType": "image/jpeg", "buffer": b"this is not a photo"}
+            ],
+        )
         page.click("#classify")
         err = page.locator("#error")
         err.wait_for(state="visible")
@@ -126,11 +139,9 @@ def test_classify_without_reload(browser, live_server: LiveServer, photo_file: P
         context.close()
 
 
-def test_form_post_without_javascript(browser, live_server: LiveServer,
-                                      photo_file: Path) -> None:
+def test_form_post_without_javascript(browser, live_server: LiveServer, photo_file: Path) -> None:
     expected = live_server.predict(photo_file.read_bytes()).json()
-    context = browser.new_context(java_script_enabled=False,
-                                  viewport={"width": 900, "height": 900})
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 900, "height": 900})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     outside = _block_outside(page, live_server.base_url)
@@ -141,8 +152,7 @@ def test_form_post_without_javascript(browser, live_server: LiveServer,
             page.click("#classify")
         assert page.url == live_server.url("/predict")
         assert page.locator("#category").inner_text() == expected["class"]
-        assert page.locator("#confidence").inner_text() == (
-            f"{expected['confidence'] * 100:.1f}%")
+        assert page.locator("#confidence").inner_text() == (f"{expected['confidence'] * 100:.1f}%")
         assert page.locator("#inference-time").inner_text().endswith(" ms")
         # The result page still offers the form for the next photo.
         assert page.locator("#upload-form input[type=file][name=file]").count() == 1

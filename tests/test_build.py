@@ -91,8 +91,9 @@ def test_the_tar_is_normalised_and_sorted(app, model):
     assert {m.mode for m in members} == {0o644} and all(m.isfile() for m in members)
 
 
-@pytest.mark.parametrize("change", ["model", "app file", "new app file", "Dockerfile",
-                                    "requirements"])
+@pytest.mark.parametrize(
+    "change", ["model", "app file", "new app file", "Dockerfile", "requirements"]
+)
 def test_any_input_change_gives_another_tag(app, model, change):
     before = build_context(model, app).tag
     if change == "model":
@@ -119,8 +120,14 @@ def test_dockerignored_files_are_not_sent(app, model):
     (app / "model.onnx.json").write_text("{}")
     ctx = build_context(model, app)
     sent = ctx.context_names()
-    for left_out in ("__pycache__/server.cpython-311.pyc", "static/stale.pyc", "debug.log",
-                     ".ruff_cache/x", "Dockerfile", ".dockerignore"):
+    for left_out in (
+        "__pycache__/server.cpython-311.pyc",
+        "static/stale.pyc",
+        "debug.log",
+        ".ruff_cache/x",
+        "Dockerfile",
+        ".dockerignore",
+    ):
         assert left_out not in sent
         assert left_out in ctx.excluded
     # The chosen model, and only it, is the image's model.onnx.
@@ -128,10 +135,15 @@ def test_dockerignored_files_are_not_sent(app, model):
     model_entry = next(f for f in ctx.files if f.name == "context/model.onnx")
     assert model_entry.source == model.resolve()
     assert [f.name for f in ctx.files if f.name.startswith("dockerfile/")] == [
-        "dockerfile/Dockerfile"]
+        "dockerfile/Dockerfile"
+    ]
     tracked = {p.relative_to(app).as_posix() for p in app.rglob("*") if p.is_file()}
-    assert set(sent) == {n for n in tracked if not DockerIgnore.read(
-        app / ".dockerignore").excluded(n) and not n.startswith("model.onnx")} | {"model.onnx"}
+    assert set(sent) == {
+        n
+        for n in tracked
+        if not DockerIgnore.read(app / ".dockerignore").excluded(n)
+        and not n.startswith("model.onnx")
+    } | {"model.onnx"}
 
 
 def test_a_sidecar_travels_as_model_onnx_json(app, model):
@@ -144,8 +156,11 @@ def test_every_copy_source_of_the_dockerfile_is_in_the_context(model):
     ctx = build_context(model)
     sent = ctx.context_names()
     args = {"MODEL": "model.onnx"}
-    copies = [a for w, a in instructions((APP_DIR / "Dockerfile").read_text())
-              if w == "COPY" and not a.startswith("--from")]
+    copies = [
+        a
+        for w, a in instructions((APP_DIR / "Dockerfile").read_text())
+        if w == "COPY" and not a.startswith("--from")
+    ]
     assert len(copies) >= 4
     for copy in copies:
         for source in copy.split()[:-1]:
@@ -158,18 +173,21 @@ def test_every_copy_source_of_the_dockerfile_is_in_the_context(model):
     assert "model.onnx" in sent and "requirements.txt" in sent
 
 
-@pytest.mark.parametrize(("patterns", "path", "excluded"), [
-    (["**/__pycache__"], "a/b/__pycache__/c.pyc", True),
-    (["**/__pycache__"], "__pycache__/c.pyc", True),
-    (["*.log"], "a.log", True),
-    (["*.log"], "sub/a.log", False),  # Docker's `*` stays in one folder
-    (["*.log", "!keep.log"], "keep.log", False),
-    (["docs/", "!docs/README.md"], "docs/README.md", False),
-    (["docs"], "docs/a/b.txt", True),
-    (["/x/**/y"], "x/a/b/y", True),
-    (["# comment", "", "a?c"], "abc", True),
-    (["[a-c].txt"], "b.txt", True),
-])
+@pytest.mark.parametrize(
+    ("patterns", "path", "excluded"),
+    [
+        (["**/__pycache__"], "a/b/__pycache__/c.pyc", True),
+        (["**/__pycache__"], "__pycache__/c.pyc", True),
+        (["*.log"], "a.log", True),
+        (["*.log"], "sub/a.log", False),  # Docker's `*` stays in one folder
+        (["*.log", "!keep.log"], "keep.log", False),
+        (["docs/", "!docs/README.md"], "docs/README.md", False),
+        (["docs"], "docs/a/b.txt", True),
+        (["/x/**/y"], "x/a/b/y", True),
+        (["# comment", "", "a?c"], "abc", True),
+        (["[a-c].txt"], "b.txt", True),
+    ],
+)
 def test_dockerignore_semantics(patterns, path, excluded):
     assert DockerIgnore(patterns).excluded(path) is excluded
 
@@ -179,11 +197,18 @@ def test_dockerignore_semantics(patterns, path, excluded):
 
 def test_the_buildctl_command_line_on_node_0():
     assert buildctl_argv(IMAGE) == [
-        "buildctl", "--addr", "unix:///run/buildkit/buildkitd.sock", "build",
-        "--progress", "plain",
-        "--frontend", "dockerfile.v0",
-        "--local", "context=context",
-        "--local", "dockerfile=dockerfile",
+        "buildctl",
+        "--addr",
+        "unix:///run/buildkit/buildkitd.sock",
+        "build",
+        "--progress",
+        "plain",
+        "--frontend",
+        "dockerfile.v0",
+        "--local",
+        "context=context",
+        "--local",
+        "dockerfile=dockerfile",
         "--output",
         "type=image,name=node-0:5000/ml-app:0123456789ab,push=true,registry.insecure=true",
     ]
@@ -218,8 +243,9 @@ def test_remote_build_streams_the_context_and_skips_a_pushed_tag(tmp_path, model
     [build] = node.builds()
     assert build["argv"] == buildctl_argv(first.image)[1:]
     received = build["locals"]
-    assert received["context"] == {f.name.split("/", 1)[1]: f.size for f in ctx.files
-                                   if f.name.startswith("context/")}
+    assert received["context"] == {
+        f.name.split("/", 1)[1]: f.size for f in ctx.files if f.name.startswith("context/")
+    }
     assert received["dockerfile"] == {"Dockerfile": (APP_DIR / "Dockerfile").stat().st_size}
     pushed = node.pushed(ctx.tag)
     assert (pushed / "model.onnx").read_bytes() == model.read_bytes()
@@ -265,12 +291,14 @@ def onnx_model(tmp_path: Path) -> Path:
     return make_linear_model(tmp_path / "linear.onnx", size=32)
 
 
-def test_cli_dry_run_lists_files_and_tag_and_touches_nothing(tmp_path, onnx_model, capsys,
-                                                             monkeypatch):
+def test_cli_dry_run_lists_files_and_tag_and_touches_nothing(
+    tmp_path, onnx_model, capsys, monkeypatch
+):
     monkeypatch.setenv("COLUMNS", "200")
     state = tmp_path / "state"
-    code, out, err = run(["--state-dir", str(state), "build", "--model", str(onnx_model),
-                          "--dry-run"], capsys)
+    code, out, err = run(
+        ["--state-dir", str(state), "build", "--model", str(onnx_model), "--dry-run"], capsys
+    )
     assert code == 0, err
     ctx = build_context(onnx_model)
     assert f"{len(ctx.files)} files" in out and "nothing sent" in out
@@ -279,24 +307,37 @@ def test_cli_dry_run_lists_files_and_tag_and_touches_nothing(tmp_path, onnx_mode
     assert ctx.tag in out and f"node-0:5000/ml-app:{ctx.tag}" in out
     assert not state.exists()
 
-    code, out, err = run(["--state-dir", str(state), "build", "--model", str(onnx_model),
-                          "--dry-run", "--tag", "v1"], capsys)
+    code, out, err = run(
+        [
+            "--state-dir",
+            str(state),
+            "build",
+            "--model",
+            str(onnx_model),
+            "--dry-run",
+            "--tag",
+            "v1",
+        ],
+        capsys,
+    )
     assert code == 0 and "node-0:5000/ml-app:v1" in out
 
 
-def test_cli_refuses_a_bad_model_or_tag_before_sending_anything(tmp_path, onnx_model,
-                                                                 capsys):
+def test_cli_refuses_a_bad_model_or_tag_before_sending_anything(tmp_path, onnx_model, capsys):
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"not onnx")
     code, _out, err = run(["--state-dir", str(tmp_path), "build", "--model", str(bad)], capsys)
     assert code == 1 and "not a loadable ONNX model" in err and "Traceback" not in err
-    code, _out, err = run(["--state-dir", str(tmp_path), "build", "--model", str(onnx_model),
-                           "--tag", "-bad:tag"], capsys)
+    code, _out, err = run(
+        ["--state-dir", str(tmp_path), "build", "--model", str(onnx_model), "--tag", "-bad:tag"],
+        capsys,
+    )
     assert code == 1 and "not a valid image tag" in err
 
 
-def test_cli_build_records_build_json_and_rebuilds_nothing(tmp_path, onnx_model, capsys,
-                                                          monkeypatch):
+def test_cli_build_records_build_json_and_rebuilds_nothing(
+    tmp_path, onnx_model, capsys, monkeypatch
+):
     node = install_fake_node(tmp_path / "node", monkeypatch)
     state = tmp_path / "state"
     write_ssh_config(state)
@@ -308,8 +349,9 @@ def test_cli_build_records_build_json_and_rebuilds_nothing(tmp_path, onnx_model,
     tag = build_context(onnx_model).tag
     assert record["image"] == f"node-0:5000/ml-app:{tag}" and record["tag"] == tag
     assert record["model"] == str(onnx_model.resolve())
-    assert record["model_sha256"] == __import__("hashlib").sha256(
-        onnx_model.read_bytes()).hexdigest()
+    assert (
+        record["model_sha256"] == __import__("hashlib").sha256(onnx_model.read_bytes()).hexdigest()
+    )
     assert record["built_at"] and record["pushed"] is True
     assert f"pushed node-0:5000/ml-app:{tag}" in out
     assert "pushing manifest" in err  # BuildKit's output is shown
@@ -327,6 +369,7 @@ def test_cli_build_records_build_json_and_rebuilds_nothing(tmp_path, onnx_model,
 
 
 def test_cli_build_without_a_reservation_says_so(tmp_path, onnx_model, capsys):
-    code, _out, err = run(["--state-dir", str(tmp_path / "s"), "build", "--model",
-                           str(onnx_model)], capsys)
+    code, _out, err = run(
+        ["--state-dir", str(tmp_path / "s"), "build", "--model", str(onnx_model)], capsys
+    )
     assert code == 1 and "nothing reserved yet" in err and "ggctl reserve" in err

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from cloud_helpers import FAST, FULL, clean_os_env, held, make_key
+
 from ggctl.cli import main
 
 
@@ -34,8 +35,9 @@ def cli_env(fake_cloud, monkeypatch, tmp_path):
 
 def test_reserve_status_teardown(fake_cloud, cli_env, capsys):
     base, key = cli_env
-    code, out, err = run([*base, "reserve", "--os-cloud", "fake", "--key", str(key),
-                          "--dry-run"], capsys)
+    code, out, err = run(
+        [*base, "reserve", "--os-cloud", "fake", "--key", str(key), "--dry-run"], capsys
+    )
     assert code == 0, err
     assert "dry run" in err and "create" in err and held(fake_cloud) == {}
 
@@ -120,11 +122,19 @@ def test_credentials_never_appear_anywhere(fake_cloud, tmp_path, auth):
     state = tmp_path / "state"
     key = make_key(tmp_path)
     outputs = []
-    steps = ([["reserve", "--key", str(key)], ["teardown", "--yes"]] if auth == "password"
-             else [["status", "-o", "json"]])
+    steps = (
+        [["reserve", "--key", str(key)], ["teardown", "--yes"]]
+        if auth == "password"
+        else [["status", "-o", "json"]]
+    )
     for args in steps:
-        r = subprocess.run([sys.executable, "-m", "ggctl", "-vv", "--state-dir", str(state),
-                            *args], capture_output=True, text=True, timeout=120, env=env)
+        r = subprocess.run(
+            [sys.executable, "-m", "ggctl", "-vv", "--state-dir", str(state), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         outputs += [r.stdout, r.stderr]
         outputs += [p.read_text(errors="replace") for p in state.rglob("*") if p.is_file()]

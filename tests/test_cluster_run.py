@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
+
 from ggctl import cluster
 from ggctl.cluster import (
     ClusterError,
@@ -29,7 +31,6 @@ from ggctl.cluster import (
     summary_tables,
 )
 from ggctl.state import StateDir
-from rich.console import Console
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

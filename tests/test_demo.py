@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from ggctl.config import load_settings
 from ggctl.demo import DemoError, demo_profile, free_port, run_demo
 from ggctl.errors import GgctlError
@@ -52,8 +53,9 @@ def test_free_port_is_bindable():
 def test_a_broken_model_fails_with_the_server_log(tmp_path: Path):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"this is not an ONNX model")
-    settings = load_settings(None, {"state_dir": tmp_path / "state", "quiet": True,
-                                    "serve": {"model": bad}})
+    settings = load_settings(
+        None, {"state_dir": tmp_path / "state", "quiet": True, "serve": {"model": bad}}
+    )
     started = time.monotonic()
     with pytest.raises(DemoError, match="exited") as err:
         run_demo(settings, ready_timeout_s=60)
@@ -63,8 +65,14 @@ def test_a_broken_model_fails_with_the_server_log(tmp_path: Path):
 
 
 def test_a_missing_model_is_a_user_error(tmp_path: Path):
-    settings = load_settings(None, {"state_dir": tmp_path / "state", "quiet": True,
-                                    "serve": {"model": tmp_path / "nope.onnx"}})
+    settings = load_settings(
+        None,
+        {
+            "state_dir": tmp_path / "state",
+            "quiet": True,
+            "serve": {"model": tmp_path / "nope.onnx"},
+        },
+    )
     with pytest.raises(DemoError, match="does not exist"):
         run_demo(settings)
 
@@ -104,11 +112,26 @@ def test_demo_end_to_end_with_keep_serving(tmp_path: Path, demo_model: Path):
     import requests
 
     out = tmp_path / "result.json"
-    cmd = [sys.executable, "-m", "ggctl", "--state-dir", str(tmp_path / "state"), "demo",
-           "--model", str(demo_model), "--speed", "60", "--duration", "20",
-           "--json", str(out), "--keep-serving"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(tmp_path))
+    cmd = [
+        sys.executable,
+        "-m",
+        "ggctl",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "demo",
+        "--model",
+        str(demo_model),
+        "--speed",
+        "60",
+        "--duration",
+        "20",
+        "--json",
+        str(out),
+        "--keep-serving",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)
+    )
     try:
         deadline = time.monotonic() + 90
         stderr_lines = []
@@ -154,10 +177,21 @@ def test_demo_end_to_end_with_keep_serving(tmp_path: Path, demo_model: Path):
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_ctrl_c_during_the_load_stops_everything(tmp_path: Path, demo_model: Path):
-    cmd = [sys.executable, "-m", "ggctl", "--state-dir", str(tmp_path / "state"), "demo",
-           "--model", str(demo_model), "--speed", "15"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(tmp_path))
+    cmd = [
+        sys.executable,
+        "-m",
+        "ggctl",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "demo",
+        "--model",
+        str(demo_model),
+        "--speed",
+        "15",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)
+    )
     try:
         url = None
         for line in proc.stderr:  # type: ignore[union-attr]

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 from fakes.kubernetes import FakeKubernetes
+from rich.console import Console
+
 from ggctl.manifests.apply import Cluster, DeployError, RolloutFailed, deploy, list_ours
 from ggctl.manifests.render import render
 from ggctl.manifests.strategy import OURS_SELECTOR, STRATEGY_LABEL, STRATEGY_NAMES
-from rich.console import Console
 
 IMAGE = "node-0:5000/ml-app:0123456789ab"
 KINDS = ("Service", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget")

@@ -18,10 +18,17 @@ def api(fake_k8s):
 
 
 def svc(name: str, port: int, **spec) -> dict:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "default", "labels": {"a": "b"}},
-            "spec": {"type": "NodePort", "selector": {"app": name},
-                     "ports": [{"port": port, "nodePort": 30000 + port}], **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default", "labels": {"a": "b"}},
+        "spec": {
+            "type": "NodePort",
+            "selector": {"app": name},
+            "ports": [{"port": port, "nodePort": 30000 + port}],
+            **spec,
+        },
+    }
 
 
 def test_apply_conflicts_with_another_manager_unless_forced(api, tmp_path):
@@ -73,11 +80,20 @@ def test_typed_client_crud_selectors_paging_and_status_errors(api):
 
 def test_hpa_is_served_as_v1_and_v2(api, fake_k8s):
     v1 = client.AutoscalingV1Api(api)
-    v1.create_namespaced_horizontal_pod_autoscaler("default", {
-        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "h"},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
-                 "minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 40}})
+    v1.create_namespaced_horizontal_pod_autoscaler(
+        "default",
+        {
+            "apiVersion": "autoscaling/v1",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "h"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+                "minReplicas": 1,
+                "maxReplicas": 5,
+                "targetCPUUtilizationPercentage": 40,
+            },
+        },
+    )
     v2 = client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler("h", "default")
     assert v2.spec.metrics[0].resource.target.average_utilization == 40
     back = v1.read_namespaced_horizontal_pod_autoscaler("h", "default")
@@ -86,11 +102,22 @@ def test_hpa_is_served_as_v1_and_v2(api, fake_k8s):
 
 def test_foreground_delete_waits_for_the_pods(api, fake_k8s):
     apps = client.AppsV1Api(api)
-    apps.create_namespaced_deployment("default", {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
-                 "template": {"metadata": {"labels": {"app": "d"}},
-                              "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}})
+    apps.create_namespaced_deployment(
+        "default",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "d"}},
+                "template": {
+                    "metadata": {"labels": {"app": "d"}},
+                    "spec": {"containers": [{"name": "c", "image": "i:1"}]},
+                },
+            },
+        },
+    )
     fake_k8s.wait_for(lambda: len(fake_k8s.list("Pod", "default")) == 2, what="2 pods")
     apps.delete_namespaced_deployment("d", "default", propagation_policy="Foreground")
     dep = fake_k8s.get("Deployment", "d")
@@ -101,16 +128,32 @@ def test_foreground_delete_waits_for_the_pods(api, fake_k8s):
 
 def test_metrics_follow_the_injected_usage(api, fake_k8s):
     fake_k8s.set_usage(lambda pod, t: (0.25, 300 * 2**20))
-    client.AppsV1Api(api).create_namespaced_deployment("default", {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}},
-                 "template": {"metadata": {"labels": {"app": "d"}},
-                              "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}})
+    client.AppsV1Api(api).create_namespaced_deployment(
+        "default",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "d"}},
+                "template": {
+                    "metadata": {"labels": {"app": "d"}},
+                    "spec": {"containers": [{"name": "c", "image": "i:1"}]},
+                },
+            },
+        },
+    )
     objs = client.CustomObjectsApi(api)
-    fake_k8s.wait_for(lambda: objs.list_namespaced_custom_object(
-        "metrics.k8s.io", "v1beta1", "default", "pods")["items"], what="pod metrics")
-    (item,) = objs.list_namespaced_custom_object("metrics.k8s.io", "v1beta1", "default",
-                                                 "pods")["items"]
+    fake_k8s.wait_for(
+        lambda: objs.list_namespaced_custom_object("metrics.k8s.io", "v1beta1", "default", "pods")[
+            "items"
+        ],
+        what="pod metrics",
+    )
+    (item,) = objs.list_namespaced_custom_object("metrics.k8s.io", "v1beta1", "default", "pods")[
+        "items"
+    ]
     from kubernetes.utils import parse_quantity
 
     usage = item["containers"][0]["usage"]

@@ -12,12 +12,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-import tomllib
 from conftest import HOST, free_port, stop_process, wait_ready
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -28,9 +28,16 @@ DOCKERFILE = APP / "Dockerfile"
 SERVING = {"flask", "gunicorn", "onnxruntime", "numpy", "pillow", "prometheus-client"}
 # Imported by app/ but installed by flask.
 VIA_FLASK = {"werkzeug", "jinja2"}
-IMPORT_TO_DIST = {"PIL": "pillow", "onnxruntime": "onnxruntime", "prometheus_client":
-                  "prometheus-client", "flask": "flask", "gunicorn": "gunicorn",
-                  "numpy": "numpy", "werkzeug": "werkzeug", "jinja2": "jinja2"}
+IMPORT_TO_DIST = {
+    "PIL": "pillow",
+    "onnxruntime": "onnxruntime",
+    "prometheus_client": "prometheus-client",
+    "flask": "flask",
+    "gunicorn": "gunicorn",
+    "numpy": "numpy",
+    "werkzeug": "werkzeug",
+    "jinja2": "jinja2",
+}
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -135,8 +142,11 @@ def test_entrypoint_env_and_healthcheck(dockerfile: str) -> None:
 
 
 def test_dockerignore_keeps_the_package() -> None:
-    ignored = [ln.strip() for ln in (APP / ".dockerignore").read_text().splitlines()
-               if ln.strip() and not ln.startswith("#")]
+    ignored = [
+        ln.strip()
+        for ln in (APP / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     for needed in ("*.py", "templates", "static", "requirements.txt", "*.onnx", "model.onnx"):
         assert needed not in ignored
     assert "**/__pycache__" in ignored
@@ -147,12 +157,14 @@ def test_requirements_are_the_serving_set_with_pyproject_ranges() -> None:
     assert set(reqs) == SERVING
     assert not {"tensorflow", "torch", "tf2onnx", "onnx", "ggctl", "locust"} & set(reqs)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pinned = {canonicalize_name(Requirement(d).name): Requirement(d)
-              for d in project["dependencies"]}
+    pinned = {
+        canonicalize_name(Requirement(d).name): Requirement(d) for d in project["dependencies"]
+    }
     for name, req in reqs.items():
         assert req.specifier, f"{name} has no version range"
         assert str(req.specifier) == str(pinned[name].specifier), (
-            f"{name}: requirements.txt {req.specifier} vs pyproject {pinned[name].specifier}")
+            f"{name}: requirements.txt {req.specifier} vs pyproject {pinned[name].specifier}"
+        )
 
 
 def test_requirements_cover_what_app_imports() -> None:
@@ -184,31 +196,41 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for path in APP.glob("*.py"):
         shutil.copy2(path, pkg / path.name)
     for folder in ("templates", "static"):
-        shutil.copytree(APP / folder, pkg / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(APP / folder, pkg / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return srv
 
 
 def _container_env(srv: Path, home: Path, model: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GGCTL_", "PYTHON", "XDG_"))}
-    env.update(PYTHONPATH=str(srv), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
-               HOME=str(home), ORT_DISABLE_TELEMETRY="1",
-               GGCTL_SERVE__HOST=HOST,  # the image says 0.0.0.0; tests stay on loopback
-               GGCTL_SERVE__PORT=str(port), GGCTL_SERVE__MODEL=str(model))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GGCTL_", "PYTHON", "XDG_"))}
+    env.update(
+        PYTHONPATH=str(srv),
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONUNBUFFERED="1",
+        HOME=str(home),
+        ORT_DISABLE_TELEMETRY="1",
+        GGCTL_SERVE__HOST=HOST,  # the image says 0.0.0.0; tests stay on loopback
+        GGCTL_SERVE__PORT=str(port),
+        GGCTL_SERVE__MODEL=str(model),
+    )
     return env
 
 
 def test_app_does_not_import_ggctl(image_root: Path) -> None:
-    code = ("import sys; sys.modules['ggctl'] = None\n"  # any `import ggctl` now fails
-            "import app, app.server, app.inference, app.preprocess, app.metrics\n"
-            "assert app.__file__.startswith(sys.argv[1]), app.__file__\n"
-            "print(sorted(m for m in sys.modules if m.startswith('ggctl')))")
-    r = subprocess.run([sys.executable, "-c", code, str(image_root)], cwd=image_root,
-                       # As in the image: no bytecode written into the shared /srv copy.
-                       env={**os.environ, "PYTHONPATH": str(image_root),
-                            "PYTHONDONTWRITEBYTECODE": "1"},
-                       capture_output=True, text=True, timeout=60)
+    code = (
+        "import sys; sys.modules['ggctl'] = None\n"  # any `import ggctl` now fails
+        "import app, app.server, app.inference, app.preprocess, app.metrics\n"
+        "assert app.__file__.startswith(sys.argv[1]), app.__file__\n"
+        "print(sorted(m for m in sys.modules if m.startswith('ggctl')))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(image_root)],
+        cwd=image_root,
+        # As in the image: no bytecode written into the shared /srv copy.
+        env={**os.environ, "PYTHONPATH": str(image_root), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "['ggctl']"  # only the blocker we planted
 
@@ -218,9 +240,14 @@ def _serve(python: str, srv: Path, home: Path, model: Path) -> Iterator[str]:
     port = free_port()
     log = home.parent / f"entrypoint-{port}.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([python, "-m", "app.server"], cwd=srv,
-                                env=_container_env(srv, home, model, port), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [python, "-m", "app.server"],
+            cwd=srv,
+            env=_container_env(srv, home, model, port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://{HOST}:{port}"
     try:
         wait_ready(base, proc, lambda: log.read_text(errors="replace"))
@@ -255,21 +282,41 @@ def test_entrypoint_serves(image_root: Path, demo_model: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_requirements_install_into_a_fresh_venv(image_root: Path, demo_model: Path,
-                                                tmp_path: Path) -> None:
+def test_requirements_install_into_a_fresh_venv(
+    image_root: Path, demo_model: Path, tmp_path: Path
+) -> None:
     """The builder stage: a pip-less venv filled from requirements.txt with binary wheels
     (network: PyPI), then the entrypoint on that venv alone."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
-                   timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
     python = str(venv / "bin" / "python")
-    r = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install",
-                        "--only-binary=:all:", "--disable-pip-version-check", "-q", "-r",
-                        str(APP / "requirements.txt")], capture_output=True, text=True,
-                       timeout=540)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-r",
+            str(APP / "requirements.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    listed = subprocess.run([sys.executable, "-m", "pip", "--python", python, "list",
-                             "--format=freeze"], capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "list", "--format=freeze"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     names = {canonicalize_name(ln.split("==")[0]) for ln in listed.stdout.split()}
     assert names >= SERVING
     assert not {"tensorflow", "torch", "onnx", "ggctl"} & names

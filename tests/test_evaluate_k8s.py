@@ -59,8 +59,14 @@ def quiet_console() -> Console:
 def deploy_strategy(fake: FakeKubernetes, strategy: str, namespace: str = "default") -> None:
     c = Cluster.from_kubeconfig(fake.kubeconfig_path)
     try:
-        deploy(c, render(strategy, IMAGE, namespace), namespace, console=quiet_console(),
-               timeout=30, poll=0.05)
+        deploy(
+            c,
+            render(strategy, IMAGE, namespace),
+            namespace,
+            console=quiet_console(),
+            timeout=30,
+            poll=0.05,
+        )
     finally:
         c.close()
 
@@ -79,13 +85,14 @@ def pod(phase="Running", terminating=False, containers=()):
     meta = {"name": "p", "labels": {}}
     if terminating:
         meta["deletionTimestamp"] = "2025-01-01T00:00:00Z"
-    return {"metadata": meta, "spec": {"containers": list(containers)},
-            "status": {"phase": phase}}
+    return {"metadata": meta, "spec": {"containers": list(containers)}, "status": {"phase": phase}}
 
 
 def container(requests=None, limits=None):
-    return {"name": "c", "resources": {k: v for k, v in
-                                       (("requests", requests), ("limits", limits)) if v}}
+    return {
+        "name": "c",
+        "resources": {k: v for k, v in (("requests", requests), ("limits", limits)) if v},
+    }
 
 
 def test_only_running_pods_that_are_not_terminating_count():
@@ -98,10 +105,12 @@ def test_only_running_pods_that_are_not_terminating_count():
 
 def test_resources_sum_every_container_with_kubernetes_quantities():
     pods = [
-        pod(containers=[container({"cpu": "500m", "memory": "256Mi"},
-                                  {"cpu": "1", "memory": "512Mi"}),
-                        container({"cpu": "100m", "memory": "64Mi"},
-                                  {"cpu": "200m", "memory": "128Mi"})]),
+        pod(
+            containers=[
+                container({"cpu": "500m", "memory": "256Mi"}, {"cpu": "1", "memory": "512Mi"}),
+                container({"cpu": "100m", "memory": "64Mi"}, {"cpu": "200m", "memory": "128Mi"}),
+            ]
+        ),
         pod(containers=[container({"cpu": "1", "memory": "2Gi"}, {"cpu": "2", "memory": "4Gi"})]),
     ]
     cpu_req, mem_req, cpu_lim, mem_lim = sum_resources(pods)
@@ -144,14 +153,24 @@ def test_sampler_sums_requests_limits_and_usage_of_the_app_pods(fake_k8s, sample
 def test_replicas_and_usage_follow_the_load_through_the_hpa(fake_k8s, sampler):
     deploy_strategy(fake_k8s, "hpa")
     fake_k8s.set_load(lambda t: 0.5)  # half a core of work on the single pod
-    s = fake_k8s.wait_for(lambda: (x := sampler.sample()).cpu_use_core > 0.4 and x,
-                          timeout=10, what="usage to follow the load")
+    s = fake_k8s.wait_for(
+        lambda: (x := sampler.sample()).cpu_use_core > 0.4 and x,
+        timeout=10,
+        what="usage to follow the load",
+    )
     assert s.n_replica == 1 and s.cpu_use_core == pytest.approx(0.5, abs=0.01)
     assert s.mem_req_KB == pytest.approx(2 * GI_KB)
     fake_k8s.set_load(lambda t: 3.0)  # 300 % of one pod's request: the HPA goes to 5
     s = fake_k8s.wait_for(
-        lambda: (x := sampler.sample()).n_replica == 5 and sampler.details[-1].hpa_desired == 5
-        and x.cpu_use_core > 2.9 and x, timeout=20, what="scale-up to 5 pods")
+        lambda: (
+            (x := sampler.sample()).n_replica == 5
+            and sampler.details[-1].hpa_desired == 5
+            and x.cpu_use_core > 2.9
+            and x
+        ),
+        timeout=20,
+        what="scale-up to 5 pods",
+    )
     assert s.mem_req_KB == pytest.approx(5 * 2 * GI_KB)
     assert s.cpu_use_core == pytest.approx(3.0, abs=0.05)  # 3 cores shared by 5 pods
     assert sampler.details[-1].hpa_current in (1, 5)
@@ -174,16 +193,23 @@ def test_pending_pods_are_not_counted(fake_k8s, sampler):
 
 def test_metrics_not_available_yet_is_none_not_a_crash(fake_k8s, sampler, monkeypatch):
     deploy_strategy(fake_k8s, "k8s")
-    empty = {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
-             "metadata": {}, "items": []}
+    empty = {
+        "kind": "PodMetricsList",
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {},
+        "items": [],
+    }
     monkeypatch.setattr(fake_k8s.metrics, "pods", lambda *a, **k: empty)
     s = sampler.sample()
     assert s.n_replica == 1 and s.mem_req_KB == pytest.approx(2 * GI_KB)
     assert s.cpu_use_core is None and s.mem_use_KB is None
 
     def unavailable(*a, **k):
-        raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle "
-                                                  "the request (get pods.metrics.k8s.io)")
+        raise ApiError(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request (get pods.metrics.k8s.io)",
+        )
 
     monkeypatch.setattr(fake_k8s.metrics, "pods", unavailable)
     s = sampler.sample()
@@ -215,8 +241,16 @@ def settings_for(state: Path, **deploy_flags):
 
 def test_url_comes_from_node0s_floating_ip_and_the_node_port(tmp_path):
     state = StateDir(tmp_path / "st")
-    state.write("deploy", {"strategy": "optimized", "namespace": "shop", "image": "i:1",
-                           "server": "https://127.0.0.1:16443", "kubeconfig": ""})
+    state.write(
+        "deploy",
+        {
+            "strategy": "optimized",
+            "namespace": "shop",
+            "image": "i:1",
+            "server": "https://127.0.0.1:16443",
+            "kubeconfig": "",
+        },
+    )
     with pytest.raises(EvaluateError, match="floating IP") as err:
         resolve_target(settings_for(state.root))
     assert "--url" in (err.value.hint or "")
@@ -239,8 +273,13 @@ def test_time_compression_divides_the_challenge(tmp_path):
 def ggctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GGCTL_", "KUBECONFIG"))}
     env["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-m", "ggctl", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ggctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_no_deploy_state_and_no_url_is_a_clear_error(tmp_path):
@@ -253,27 +292,35 @@ def test_no_deploy_state_and_no_url_is_a_clear_error(tmp_path):
 def test_a_service_that_does_not_answer_is_a_clear_error(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(EvaluateError, match="does not answer /readyz") as err:
-        run_evaluation(settings_for(tmp_path / "st"), url=url, ready_timeout_s=1,
-                       console=quiet_console())
+        run_evaluation(
+            settings_for(tmp_path / "st"), url=url, ready_timeout_s=1, console=quiet_console()
+        )
     assert "ConnectionError" in err.value.message
     assert not (tmp_path / "st" / "runs").exists()  # nothing half-written
 
 
 def test_accuracy_needs_both_data_and_model(tmp_path, live_server):
     with pytest.raises(EvaluateError, match="both --data"):
-        run_evaluation(settings_for(tmp_path / "st"), url=live_server.base_url,
-                       data=tmp_path, console=quiet_console())
+        run_evaluation(
+            settings_for(tmp_path / "st"),
+            url=live_server.base_url,
+            data=tmp_path,
+            console=quiet_console(),
+        )
 
 
 # --------------------------------------------------------------------------- whole runs
 
 SPEED = 10.0
 # 60 profile seconds (light, busy, light) compressed to 6 s: a sample every 0.5 s.
-PROFILE = {"name": "short", "stages": [
-    {"duration_s": 20, "users": 4, "max_delay_s": 2.0},
-    {"duration_s": 20, "users": 8, "max_delay_s": 0.5},
-    {"duration_s": 20, "users": 4, "max_delay_s": 2.0},
-]}
+PROFILE = {
+    "name": "short",
+    "stages": [
+        {"duration_s": 20, "users": 4, "max_delay_s": 2.0},
+        {"duration_s": 20, "users": 8, "max_delay_s": 0.5},
+        {"duration_s": 20, "users": 4, "max_delay_s": 2.0},
+    ],
+}
 PROFILE_S = 60.0
 
 
@@ -294,17 +341,37 @@ def runs(tmp_path_factory, live_server, demo_model):
         settings = settings_for(state, kubeconfig=kubeconfig, image=IMAGE, strategy="hpa")
         run_deploy(settings, console=quiet_console(), poll=0.05)
         fake.set_load(lambda t: 1.5)  # the HPA scales to 4 pods (1.5 cores at 40 % of 1)
-        fake.wait_for(lambda: fake.get("Deployment", "ml-app-hpa")["status"]
-                      .get("readyReplicas") == 4, timeout=20, what="hpa at 4 ready pods")
-        cli = ggctl("--state-dir", str(state), "evaluate", "--url", live_server.base_url,
-                    "--profile", str(profile_file), "--speed", str(SPEED),
-                    "--json", str(tmp / "hpa.json"), timeout=90)
+        fake.wait_for(
+            lambda: fake.get("Deployment", "ml-app-hpa")["status"].get("readyReplicas") == 4,
+            timeout=20,
+            what="hpa at 4 ready pods",
+        )
+        cli = ggctl(
+            "--state-dir",
+            str(state),
+            "evaluate",
+            "--url",
+            live_server.base_url,
+            "--profile",
+            str(profile_file),
+            "--speed",
+            str(SPEED),
+            "--json",
+            str(tmp / "hpa.json"),
+            timeout=90,
+        )
         assert cli.returncode == 0, cli.stderr + cli.stdout
         settings = settings_for(state, kubeconfig=kubeconfig, image=IMAGE, strategy="k8s")
         run_deploy(settings, console=quiet_console(), poll=0.05)
-        api = run_evaluation(settings_for(state), url=live_server.base_url,
-                             profile=profile_file, speed=SPEED, data=food, model=demo_model,
-                             console=quiet_console())
+        api = run_evaluation(
+            settings_for(state),
+            url=live_server.base_url,
+            profile=profile_file,
+            speed=SPEED,
+            data=food,
+            model=demo_model,
+            console=quiet_console(),
+        )
     dirs = sorted((state / "runs").iterdir())
     hpa_dir = next(d for d in dirs if d.name.endswith("evaluate-hpa"))
     return {"cli": cli, "hpa": hpa_dir, "k8s": api.run_dir, "api": api, "tmp": tmp}
@@ -348,20 +415,29 @@ def test_scores_are_computed_exactly_per_spec(runs):
         # memory: the means of the samples
         samples = read_samples(runs[key] / "samples.csv")
         assert scores["mean_mem_requested_KB"] == pytest.approx(
-            statistics.mean(s.mem_req_KB for s in samples))
+            statistics.mean(s.mem_req_KB for s in samples)
+        )
         assert scores["mean_mem_used_KB"] == pytest.approx(
-            statistics.mean(s.mem_use_KB for s in samples))
+            statistics.mean(s.mem_use_KB for s in samples)
+        )
         assert scores["samples"] == len(samples)
         assert results["kind"] == "evaluate" and results["strategy"] == key
         assert results["sampler_errors"] == 0
     assert json.loads((runs["tmp"] / "hpa.json").read_text()) == json.loads(
-        (runs["hpa"] / "results.json").read_text())
+        (runs["hpa"] / "results.json").read_text()
+    )
 
 
 def test_the_cli_prints_the_scores(runs):
     out = runs["cli"].stdout
-    for row in ("memory requested", "memory used", "transaction rate", "mean response time",
-                "p50 / p95 / p99", "failures"):
+    for row in (
+        "memory requested",
+        "memory used",
+        "transaction rate",
+        "mean response time",
+        "p50 / p95 / p99",
+        "failures",
+    ):
         assert row in out
     assert str(runs["hpa"]) in out.replace("\n", "")
 
@@ -389,8 +465,15 @@ def test_each_run_has_its_plots(runs):
 
 
 def test_report_puts_two_runs_side_by_side(runs, tmp_path):
-    r = ggctl("--state-dir", str(tmp_path / "st"), "report", str(runs["hpa"]),
-              str(runs["k8s"]), "--out", str(tmp_path / "report"))
+    r = ggctl(
+        "--state-dir",
+        str(tmp_path / "st"),
+        "report",
+        str(runs["hpa"]),
+        str(runs["k8s"]),
+        "--out",
+        str(tmp_path / "report"),
+    )
     assert r.returncode == 0, r.stderr
     header = next(line for line in r.stdout.splitlines() if "hpa" in line and "k8s" in line)
     assert header.index("hpa") < header.index("k8s")

@@ -26,8 +26,9 @@ from keystoneauth1.identity import v3
 from openstack import exceptions as sdk_exc
 
 REPO = Path(__file__).resolve().parents[1]
-PUBKEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleWZha2Vr "
-          "alice@laptop")
+PUBKEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleWZha2Vr alice@laptop"
+)
 WAIT = {"interval": 0.02, "wait": 5}  # the fake moves on polls, not on time
 
 
@@ -48,13 +49,19 @@ def conn(fake_cloud: FakeCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     connection.close()
 
 
-def password_session(cloud: FakeCloud, user: str = "alice", project: str = PROJECT,
-                     password: str | None = None) -> ks_session.Session:
+def password_session(
+    cloud: FakeCloud, user: str = "alice", project: str = PROJECT, password: str | None = None
+) -> ks_session.Session:
     """A keystoneauth session with password auth (what ggctl builds from OS_* vars)."""
     env = cloud.env(user=user, project=project)
-    auth = v3.Password(auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"],
-                       password=password or env["OS_PASSWORD"], user_domain_name="Default",
-                       project_name=project, project_domain_name="Default")
+    auth = v3.Password(
+        auth_url=env["OS_AUTH_URL"],
+        username=env["OS_USERNAME"],
+        password=password or env["OS_PASSWORD"],
+        user_domain_name="Default",
+        project_name=project,
+        project_domain_name="Default",
+    )
     return ks_session.Session(auth=auth)
 
 
@@ -73,9 +80,20 @@ def reserve(sess: ks_session.Session, name: str = "lease-alice", amount: int = 3
     """Create a flavor:instance lease for m1.large and return it once ACTIVE."""
     bc = blazar(sess)
     start, end = lease_dates()
-    lease = bc.lease.create(name=name, start=start, end=end, events=[], reservations=[
-        {"resource_type": "flavor:instance", "flavor_id": "4", "amount": amount,
-         "affinity": None}])
+    lease = bc.lease.create(
+        name=name,
+        start=start,
+        end=end,
+        events=[],
+        reservations=[
+            {
+                "resource_type": "flavor:instance",
+                "flavor_id": "4",
+                "amount": amount,
+                "affinity": None,
+            }
+        ],
+    )
     assert lease["status"] == "PENDING"
     lease = bc.lease.get(lease["id"])
     assert lease["status"] == "ACTIVE"
@@ -99,27 +117,43 @@ def test_sdk_builds_and_tears_down_the_course_topology(fake_cloud: FakeCloud, co
     shared = conn.network.find_network("sharednet1")
     assert public.is_router_external and shared.is_shared
 
-    net = conn.network.create_network(name="private-net-alice", port_security_enabled=False,
-                                      description="ggctl:alice")
-    subnet = conn.network.create_subnet(network_id=net.id, cidr="192.168.1.0/24",
-                                        ip_version=4, gateway_ip=None, name="private-subnet")
+    net = conn.network.create_network(
+        name="private-net-alice", port_security_enabled=False, description="ggctl:alice"
+    )
+    subnet = conn.network.create_subnet(
+        network_id=net.id,
+        cidr="192.168.1.0/24",
+        ip_version=4,
+        gateway_ip=None,
+        name="private-subnet",
+    )
     assert subnet.gateway_ip is None
     ext_net = conn.network.create_network(name="ext-net-alice")
-    ext_subnet = conn.network.create_subnet(network_id=ext_net.id, cidr="10.20.0.0/24",
-                                            ip_version=4)
+    ext_subnet = conn.network.create_subnet(
+        network_id=ext_net.id, cidr="10.20.0.0/24", ip_version=4
+    )
     assert ext_subnet.gateway_ip == "10.20.0.1"
-    router = conn.network.create_router(name="router-alice",
-                                        external_gateway_info={"network_id": public.id})
+    router = conn.network.create_router(
+        name="router-alice", external_gateway_info={"network_id": public.id}
+    )
     assert router.external_gateway_info["network_id"] == public.id
     conn.network.add_interface_to_router(router, subnet=ext_subnet.id)
 
     sg = conn.network.create_security_group(name="allow-ssh-alice")
     assert {(r["direction"], r["ethertype"]) for r in sg.security_group_rules} == {
-        ("egress", "IPv4"), ("egress", "IPv6")}
+        ("egress", "IPv4"),
+        ("egress", "IPv6"),
+    }
     for port in (22, 32000):
         conn.network.create_security_group_rule(
-            security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="tcp",
-            port_range_min=port, port_range_max=port, remote_ip_prefix="0.0.0.0/0")
+            security_group_id=sg.id,
+            direction="ingress",
+            ethertype="IPv4",
+            protocol="tcp",
+            port_range_min=port,
+            port_range_max=port,
+            remote_ip_prefix="0.0.0.0/0",
+        )
     keypair = conn.compute.create_keypair(name="key-alice", public_key=PUBKEY)
     assert keypair.fingerprint.count(":") == 15
 
@@ -127,12 +161,21 @@ def test_sdk_builds_and_tears_down_the_course_topology(fake_cloud: FakeCloud, co
     servers = []
     for i in range(3):
         private_port = conn.network.create_port(
-            network_id=net.id, fixed_ips=[{"ip_address": f"192.168.1.{11 + i}"}],
-            port_security_enabled=False, name=f"port-node-{i}")
+            network_id=net.id,
+            fixed_ips=[{"ip_address": f"192.168.1.{11 + i}"}],
+            port_security_enabled=False,
+            name=f"port-node-{i}",
+        )
         ext_port = conn.network.create_port(network_id=ext_net.id, security_group_ids=[sg.id])
-        servers.append(conn.compute.create_server(
-            name=f"node-{i}-alice", image_id=image.id, flavor_id=flavor.id,
-            key_name="key-alice", networks=[{"port": ext_port.id}, {"port": private_port.id}]))
+        servers.append(
+            conn.compute.create_server(
+                name=f"node-{i}-alice",
+                image_id=image.id,
+                flavor_id=flavor.id,
+                key_name="key-alice",
+                networks=[{"port": ext_port.id}, {"port": private_port.id}],
+            )
+        )
     servers = [conn.compute.wait_for_server(s, **WAIT) for s in servers]
     assert {s.status for s in servers} == {"ACTIVE"}
     node0 = servers[0]
@@ -145,9 +188,18 @@ def test_sdk_builds_and_tears_down_the_course_topology(fake_cloud: FakeCloud, co
     floating = [a for a in node0.addresses["ext-net-alice"] if a["OS-EXT-IPS:type"] == "floating"]
     assert floating[0]["addr"] == fip.floating_ip_address
     assert world.count(project=PROJECT) == {
-        "floatingips": 1, "servers": 3, "routers": 1, "ports": 7, "subnets": 2, "networks": 2,
-        "security_groups": 1, "security_group_rules": 4, "keypairs": 1, "leases": 1,
-        "flavors": 1}
+        "floatingips": 1,
+        "servers": 3,
+        "routers": 1,
+        "ports": 7,
+        "subnets": 2,
+        "networks": 2,
+        "security_groups": 1,
+        "security_group_rules": 4,
+        "keypairs": 1,
+        "leases": 1,
+        "flavors": 1,
+    }
 
     # Teardown in dependency order; the fake enforces the order Neutron enforces.
     conn.network.delete_ip(fip)
@@ -258,8 +310,9 @@ def test_unreserved_flavor_and_quota(fake_cloud: FakeCloud, conn) -> None:
     """No host without a lease (KVM@TACC since 2025-08); Nova's 403 on quota."""
     shared = conn.network.find_network("sharednet1")
     image = conn.image.find_image("CC-Ubuntu22.04")
-    server = conn.compute.create_server(name="adhoc", image_id=image.id, flavor_id="4",
-                                        networks=[{"uuid": shared.id}])
+    server = conn.compute.create_server(
+        name="adhoc", image_id=image.id, flavor_id="4", networks=[{"uuid": shared.id}]
+    )
     with pytest.raises(sdk_exc.ResourceFailure):
         conn.compute.wait_for_server(server, **WAIT)
     server = conn.compute.get_server(server.id)
@@ -268,19 +321,24 @@ def test_unreserved_flavor_and_quota(fake_cloud: FakeCloud, conn) -> None:
 
     lease = reserve(conn.session, amount=1)
     flavor_id = lease["reservations"][0]["id"]
-    one = conn.compute.create_server(name="one", image_id=image.id, flavor_id=flavor_id,
-                                     networks=[{"uuid": shared.id}])
+    one = conn.compute.create_server(
+        name="one", image_id=image.id, flavor_id=flavor_id, networks=[{"uuid": shared.id}]
+    )
     assert conn.compute.wait_for_server(one, **WAIT).status == "ACTIVE"
-    two = conn.compute.create_server(name="two", image_id=image.id, flavor_id=flavor_id,
-                                     networks=[{"uuid": shared.id}])
+    two = conn.compute.create_server(
+        name="two", image_id=image.id, flavor_id=flavor_id, networks=[{"uuid": shared.id}]
+    )
     with pytest.raises(sdk_exc.ResourceFailure):  # the reservation holds one instance
         conn.compute.wait_for_server(two, **WAIT)
 
     fake_cloud.faults.quota(PROJECT, instances=3)
-    with pytest.raises(sdk_exc.ForbiddenException,
-                       match="Quota exceeded for instances: Requested 1, but already used 3 of 3"):
-        conn.compute.create_server(name="four", image_id=image.id, flavor_id=flavor_id,
-                                   networks=[{"uuid": shared.id}])
+    with pytest.raises(
+        sdk_exc.ForbiddenException,
+        match="Quota exceeded for instances: Requested 1, but already used 3 of 3",
+    ):
+        conn.compute.create_server(
+            name="four", image_id=image.id, flavor_id=flavor_id, networks=[{"uuid": shared.id}]
+        )
     fake_cloud.faults.quota(PROJECT, floatingip=0)
     with pytest.raises(sdk_exc.ConflictException, match="Quota exceeded for resources"):
         conn.network.create_ip(floating_network_id=conn.network.find_network("public").id)
@@ -297,9 +355,11 @@ def test_deleted_server_lingers_then_frees_its_ports(fake_cloud: FakeCloud, conn
     net = conn.network.create_network(name="n")
     conn.network.create_subnet(network_id=net.id, cidr="192.168.9.0/24", ip_version=4)
     server = conn.compute.create_server(
-        name="s", image_id=conn.image.find_image("CC-Ubuntu24.04").id,
+        name="s",
+        image_id=conn.image.find_image("CC-Ubuntu24.04").id,
         flavor_id=lease["reservations"][0]["id"],
-        networks=[{"uuid": net.id, "fixed_ip": "192.168.9.20"}])
+        networks=[{"uuid": net.id, "fixed_ip": "192.168.9.20"}],
+    )
     server = conn.compute.wait_for_server(server, **WAIT)
     assert server.addresses["n"][0]["addr"] == "192.168.9.20"
     conn.compute.delete_server(server)
@@ -324,12 +384,22 @@ def test_blazarclient_leases(fake_cloud: FakeCloud) -> None:
     assert lease["reservations"][0]["amount"] == 3
     start, end = lease_dates()
     with pytest.raises(BlazarClientException, match="already exists") as err:
-        bc.lease.create(name="lease-alice", start=start, end=end, events=[], reservations=[
-            {"resource_type": "flavor:instance", "flavor_id": "4", "amount": 1}])
+        bc.lease.create(
+            name="lease-alice",
+            start=start,
+            end=end,
+            events=[],
+            reservations=[{"resource_type": "flavor:instance", "flavor_id": "4", "amount": 1}],
+        )
     assert err.value.kwargs["code"] == 409
     with pytest.raises(BlazarClientException, match="Not enough resources available"):
-        bc.lease.create(name="greedy", start=start, end=end, events=[], reservations=[
-            {"resource_type": "flavor:instance", "flavor_id": "4", "amount": 1000}])
+        bc.lease.create(
+            name="greedy",
+            start=start,
+            end=end,
+            events=[],
+            reservations=[{"resource_type": "flavor:instance", "flavor_id": "4", "amount": 1000}],
+        )
     new_end = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
     extended = bc.lease.update(lease["id"], end_date=new_end)
     assert extended["end_date"].startswith(new_end.replace(" ", "T"))
@@ -372,8 +442,10 @@ def test_python_chi_lease_flavor_network_servers(fake_cloud: FakeCloud, chi, cap
     again = chi.lease.Lease("lease-alice", duration=timedelta(hours=3))
     again.submit(idempotent=True)  # finds the existing lease by name
     assert again.id == lease.id
-    assert chi.network.get_network_id("sharednet1") == \
-        fake_cloud.world.resources("networks", include_seeded=True)[1]["id"]
+    assert (
+        chi.network.get_network_id("sharednet1")
+        == fake_cloud.world.resources("networks", include_seeded=True)[1]["id"]
+    )
     assert chi.server.list_servers() == []
     assert chi.context.get_project_name() == PROJECT
     lease.delete()
@@ -394,8 +466,12 @@ def test_python_chi_course_calls_and_its_floating_ip_trap(fake_cloud: FakeCloud,
     chi.network.add_subnet_to_router(router["id"], subnet["id"])
     chi.clients.nova().keypairs.create("key-alice", public_key=PUBKEY)
     server = chi.server.create_server(
-        "node-0-alice", image_name="CC-Ubuntu24.04", flavor_id=flavor.id, key_name="key-alice",
-        nics=[{"net-id": net["id"], "v4-fixed-ip": "10.30.0.11"}])
+        "node-0-alice",
+        image_name="CC-Ubuntu24.04",
+        flavor_id=flavor.id,
+        key_name="key-alice",
+        nics=[{"net-id": net["id"], "v4-fixed-ip": "10.30.0.11"}],
+    )
     chi.server.wait_for_active(server.id)
     address = chi.server.associate_floating_ip(server.id)
     node = chi.server.get_server("node-0-alice")
@@ -409,8 +485,12 @@ def test_token_auth_and_expired_lease(fake_cloud: FakeCloud) -> None:
     """OS_AUTH_TYPE=v3token (python-chi's default) rescoping an existing token; a lease
     whose end date passed is TERMINATED and its flavor gone."""
     env = fake_cloud.env(auth="token")
-    auth = v3.Token(auth_url=env["OS_AUTH_URL"], token=env["OS_TOKEN"],
-                    project_name=env["OS_PROJECT_NAME"], project_domain_name="Default")
+    auth = v3.Token(
+        auth_url=env["OS_AUTH_URL"],
+        token=env["OS_TOKEN"],
+        project_name=env["OS_PROJECT_NAME"],
+        project_domain_name="Default",
+    )
     sess = ks_session.Session(auth=auth)
     lease = reserve(sess)
     fake_cloud.faults.expire_lease("lease-alice")
@@ -427,15 +507,25 @@ def test_auth_errors_are_keystones(fake_cloud: FakeCloud) -> None:
         password_session(fake_cloud, password="wrong").get_token()
     with pytest.raises(ks_exc.Unauthorized, match="has no access to project"):
         password_session(fake_cloud, user="bob", project="CHI-231095").get_token()
-    reply = requests.post(f"{fake_cloud.auth_url}/auth/tokens", timeout=5, json={"auth": {
-        "identity": {"methods": ["application_credential"],
-                     "application_credential": {"id": "nope", "secret": "nope"}}}})
+    reply = requests.post(
+        f"{fake_cloud.auth_url}/auth/tokens",
+        timeout=5,
+        json={
+            "auth": {
+                "identity": {
+                    "methods": ["application_credential"],
+                    "application_credential": {"id": "nope", "secret": "nope"},
+                }
+            }
+        },
+    )
     assert reply.status_code == 401 and reply.json()["error"]["title"] == "Unauthorized"
     env = fake_cloud.env(auth="application_credential")
-    auth = v3.ApplicationCredential(auth_url=env["OS_AUTH_URL"],
-                                    application_credential_id=env["OS_APPLICATION_CREDENTIAL_ID"],
-                                    application_credential_secret=env[
-                                        "OS_APPLICATION_CREDENTIAL_SECRET"])
+    auth = v3.ApplicationCredential(
+        auth_url=env["OS_AUTH_URL"],
+        application_credential_id=env["OS_APPLICATION_CREDENTIAL_ID"],
+        application_credential_secret=env["OS_APPLICATION_CREDENTIAL_SECRET"],
+    )
     sess = ks_session.Session(auth=auth)
     assert sess.get_project_id() == fake_cloud.world.project(PROJECT).id
     no_token = requests.get(f"{fake_cloud.url}/network/v2.0/networks", timeout=5)
@@ -465,7 +555,9 @@ def test_fail_the_nth_call_with_a_status(fake_cloud: FakeCloud, conn) -> None:
     conn.network.create_network(name="three")
     assert (rule.calls, rule.fired) == (3, 1)
     assert {n.name for n in conn.network.networks(project_id=conn.current_project_id)} == {
-        "one", "three"}
+        "one",
+        "three",
+    }
 
 
 def test_success_status_without_the_effect(fake_cloud: FakeCloud, conn) -> None:
@@ -485,8 +577,7 @@ def test_dropped_connection_before_and_after_the_effect(fake_cloud: FakeCloud, c
     fake_cloud.faults.fail("POST", r"/network/v2\.0/routers$", drop=True, after=True)
     with pytest.raises((sdk_exc.SDKException, ks_exc.ConnectFailure)):
         conn.network.create_router(name="made-but-unacknowledged")
-    assert [r["name"] for r in fake_cloud.world.resources("routers")] == [
-        "made-but-unacknowledged"]
+    assert [r["name"] for r in fake_cloud.world.resources("routers")] == ["made-but-unacknowledged"]
 
 
 def test_server_error_lease_error_and_pending(fake_cloud: FakeCloud, conn) -> None:
@@ -495,8 +586,11 @@ def test_server_error_lease_error_and_pending(fake_cloud: FakeCloud, conn) -> No
     fake_cloud.world.settings.server_build_polls = 3
     lease = reserve(conn.session)
     shared = conn.network.find_network("sharednet1")
-    kwargs = {"image_id": conn.image.find_image("CC-Ubuntu24.04").id,
-              "flavor_id": lease["reservations"][0]["id"], "networks": [{"uuid": shared.id}]}
+    kwargs = {
+        "image_id": conn.image.find_image("CC-Ubuntu24.04").id,
+        "flavor_id": lease["reservations"][0]["id"],
+        "networks": [{"uuid": shared.id}],
+    }
     ok = conn.compute.create_server(name="node-0", **kwargs)
     bad = conn.compute.create_server(name="node-1", **kwargs)
     assert conn.compute.get_server(ok.id).status == "BUILD"
@@ -527,9 +621,11 @@ def test_slow_server_and_expired_tokens(fake_cloud: FakeCloud, conn) -> None:
     lease = reserve(conn.session, amount=1)
     fake_cloud.faults.slow_server(name="node-0", polls=5)
     server = conn.compute.create_server(
-        name="node-0", image_id=conn.image.find_image("CC-Ubuntu24.04").id,
+        name="node-0",
+        image_id=conn.image.find_image("CC-Ubuntu24.04").id,
         flavor_id=lease["reservations"][0]["id"],
-        networks=[{"uuid": conn.network.find_network("sharednet1").id}])
+        networks=[{"uuid": conn.network.find_network("sharednet1").id}],
+    )
     statuses = [conn.compute.get_server(server.id).status for _ in range(6)]
     assert statuses == ["BUILD"] * 5 + ["ACTIVE"]
     fake_cloud.faults.expire_tokens()
@@ -546,7 +642,10 @@ def test_clouds_yaml_is_chameleon_shaped(fake_cloud: FakeCloud, tmp_path: Path) 
     assert cloud["auth_type"] == "v3applicationcredential"
     assert cloud["auth"]["auth_url"] == f"{fake_cloud.url}/identity"
     assert (cloud["region_name"], cloud["interface"], cloud["identity_api_version"]) == (
-        "KVM@TACC", "public", 3)
+        "KVM@TACC",
+        "public",
+        3,
+    )
     root = requests.get(cloud["auth"]["auth_url"], timeout=5)
     assert root.status_code == 300 and root.json()["versions"]["values"][0]["id"] == "v3.14"
 
@@ -555,8 +654,20 @@ def test_standalone_serves_and_writes_clouds_yaml(tmp_path: Path) -> None:
     """`python -m tests.fakes.openstack --port N --clouds-yaml F` from the repo root."""
     clouds = tmp_path / "clouds.yaml"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.openstack", "--port", "0", "--clouds-yaml",
-         str(clouds)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.openstack",
+            "--port",
+            "0",
+            "--clouds-yaml",
+            str(clouds),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not clouds.exists() and time.monotonic() < deadline:
@@ -565,9 +676,17 @@ def test_standalone_serves_and_writes_clouds_yaml(tmp_path: Path) -> None:
         assert clouds.stat().st_mode & 0o777 == 0o600
         env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(clouds)}
         check = subprocess.run(
-            [sys.executable, "-c", "import openstack; c = openstack.connect(cloud='fake'); "
-             "print(sorted(n.name for n in c.network.networks()))"],
-            env=env, capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-c",
+                "import openstack; c = openstack.connect(cloud='fake'); "
+                "print(sorted(n.name for n in c.network.networks()))",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert check.stdout.strip() == "['public', 'sharednet1']", check.stderr
     finally:
         proc.terminate()

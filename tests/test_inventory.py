@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from ggctl.errors import GgctlError
 from ggctl.inventory.ansible import build_inventory, write_inventory
 from ggctl.inventory.sshconfig import build_ssh_config, write_ssh_config
@@ -17,8 +18,14 @@ STATE = {
     "floating_ip": "129.114.27.5",
     "private_key": "/home/alice/.ssh/id_ed25519",
     "nodes": [
-        {"node": f"node-{i}", "name": f"node-{i}-alice", "private_ip": f"192.168.1.1{i}",
-         "public_net_ip": f"192.168.10.{20 + i}", "status": "ACTIVE", "id": f"s{i}"}
+        {
+            "node": f"node-{i}",
+            "name": f"node-{i}-alice",
+            "private_ip": f"192.168.1.1{i}",
+            "public_net_ip": f"192.168.10.{20 + i}",
+            "status": "ACTIVE",
+            "id": f"s{i}",
+        }
         for i in range(3)
     ],
 }
@@ -26,10 +33,19 @@ ANSIBLE_INVENTORY = Path(sys.executable).with_name("ansible-inventory")
 
 
 def run_ansible_inventory(path: Path, tmp_path: Path) -> dict:
-    env = {**os.environ, "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-           "ANSIBLE_HOME": str(tmp_path / "ansible-home"), "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1"}
-    r = subprocess.run([str(ANSIBLE_INVENTORY), "--list", "-i", str(path)],
-                       capture_output=True, text=True, timeout=120, env=env)
+    env = {
+        **os.environ,
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
+    }
+    r = subprocess.run(
+        [str(ANSIBLE_INVENTORY), "--list", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert "WARNING" not in r.stderr, r.stderr
     return json.loads(r.stdout)
@@ -103,7 +119,12 @@ def test_ssh_config_jumps_through_node0(tmp_path):
 def test_ggctl_ssh_command(tmp_path):
     write_ssh_config(STATE, tmp_path / "ssh_config")
     assert ssh_command(tmp_path, "node-1", ["--", "uptime"]) == [
-        "ssh", "-F", str(tmp_path / "ssh_config"), "node-1", "uptime"]
+        "ssh",
+        "-F",
+        str(tmp_path / "ssh_config"),
+        "node-1",
+        "uptime",
+    ]
     with pytest.raises(GgctlError):
         ssh_command(tmp_path, "node-7", [])
     with pytest.raises(GgctlError):

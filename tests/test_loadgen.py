@@ -17,11 +17,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
 from ggctl.evaluate.loadgen import LoadTestError, Progress, run_load
 from ggctl.evaluate.profile import Profile, Stage
 from ggctl.evaluate.scoring import read_request_log
-from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.wrappers import Request, Response
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -95,7 +96,8 @@ def test_every_request_is_logged_and_matches_the_server(tmp_path: Path):
     assert result.locust["num_requests"] == served
     # (the log keeps latencies to the microsecond, so the means agree to that)
     assert result.locust["avg_response_time_ms"] == pytest.approx(
-        sum(r.latency_ms for r in log) / len(log), abs=1e-3)
+        sum(r.latency_ms for r in log) / len(log), abs=1e-3
+    )
 
     per_stage = Counter(r.stage for r in log)
     assert set(per_stage) == {0, 1, 2}
@@ -163,8 +165,7 @@ def test_child_failure_is_reported_with_its_log(tmp_path: Path, monkeypatch):
     real_popen = loadgen.subprocess.Popen
 
     def broken_popen(cmd, **kw):
-        cmd = [c if c != "ggctl.evaluate.loadgen" else "ggctl.evaluate.no_such_module"
-               for c in cmd]
+        cmd = [c if c != "ggctl.evaluate.loadgen" else "ggctl.evaluate.no_such_module" for c in cmd]
         return real_popen(cmd, **kw)
 
     monkeypatch.setattr(loadgen.subprocess, "Popen", broken_popen)

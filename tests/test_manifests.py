@@ -9,6 +9,7 @@ import typing
 import kubernetes_validate
 import pytest
 import yaml
+
 from ggctl.config import DeploySettings
 from ggctl.manifests.render import render, to_json, to_yaml
 from ggctl.manifests.strategy import (
@@ -79,8 +80,9 @@ def test_course_strategies_have_the_course_numbers(strategy: str):
     svc, dep = objs["Service"], objs["Deployment"]
     assert svc["metadata"]["name"] == service
     assert svc["spec"]["type"] == svc_type
-    assert svc["spec"]["ports"] == [{"port": 6000, "targetPort": 5000, "nodePort": 32000,
-                                     "protocol": "TCP"}]
+    assert svc["spec"]["ports"] == [
+        {"port": 6000, "targetPort": 5000, "nodePort": 32000, "protocol": "TCP"}
+    ]
     assert dep["metadata"]["name"] == deployment
     if replicas is None:  # an HPA owns the count; Kubernetes starts it at 1, as the course
         assert "replicas" not in dep["spec"]
@@ -91,29 +93,38 @@ def test_course_strategies_have_the_course_numbers(strategy: str):
     assert c["name"] == container_name
     assert c["imagePullPolicy"] == "Always"
     assert c["ports"] == [{"containerPort": 5000}]
-    assert c["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"},
-                              "limits": {"cpu": "2", "memory": "4Gi"}}
-    assert c["readinessProbe"] == {"httpGet": {"path": "/test", "port": 5000},
-                                   "initialDelaySeconds": 5, "periodSeconds": 5,
-                                   "successThreshold": 3}
+    assert c["resources"] == {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "2", "memory": "4Gi"},
+    }
+    assert c["readinessProbe"] == {
+        "httpGet": {"path": "/test", "port": 5000},
+        "initialDelaySeconds": 5,
+        "periodSeconds": 5,
+        "successThreshold": 3,
+    }
     assert "livenessProbe" not in c and "startupProbe" not in c and "lifecycle" not in c
     if hpa:
         h = objs["HorizontalPodAutoscaler"]
         assert h["apiVersion"] == "autoscaling/v1"
         assert h["metadata"]["name"] == "ml-app-hpa"
-        assert (h["spec"]["minReplicas"], h["spec"]["maxReplicas"],
-                h["spec"]["targetCPUUtilizationPercentage"]) == hpa
-        assert h["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                               "name": deployment}
+        assert (
+            h["spec"]["minReplicas"],
+            h["spec"]["maxReplicas"],
+            h["spec"]["targetCPUUtilizationPercentage"],
+        ) == hpa
+        assert h["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": deployment,
+        }
 
 
 def test_optimized_is_cheap_to_probe_autoscaled_and_shuts_down_gracefully():
     objs = objects("optimized")
-    assert set(objs) == {"Service", "Deployment", "HorizontalPodAutoscaler",
-                         "PodDisruptionBudget"}
+    assert set(objs) == {"Service", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
     c = container("optimized")
-    probes = [c[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe",
-                                                "startupProbe")]
+    probes = [c[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe", "startupProbe")]
     assert "/test" not in probes and set(probes) == {"/readyz", "/healthz"}
     spec = objs["Deployment"]["spec"]
     assert "replicas" not in spec

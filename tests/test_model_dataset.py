@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ggctl.model.dataset import (
     DatasetError,
     class_counts,
@@ -25,7 +26,11 @@ def test_flat_folder_labels_come_from_names(tmp_path) -> None:
     touch(tmp_path, "3_117.jpg", "0_2.jpg", "10_0.JPG", "0_10.png", ".DS_Store", "notes.txt")
     samples = load_samples(tmp_path)
     assert [(s.label, s.number, s.path.name) for s in samples] == [
-        (0, 2, "0_2.jpg"), (0, 10, "0_10.png"), (3, 117, "3_117.jpg"), (10, 0, "10_0.JPG")]
+        (0, 2, "0_2.jpg"),
+        (0, 10, "0_10.png"),
+        (3, 117, "3_117.jpg"),
+        (10, 0, "10_0.JPG"),
+    ]
     assert class_counts(samples) == {0: 2, 3: 1, 10: 1}
 
 

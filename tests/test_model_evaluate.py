@@ -13,13 +13,14 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
 from ggctl.app.modelmeta import ModelMeta
 from ggctl.cli import cli
 from ggctl.model.dataset import DatasetError
 from ggctl.model.evaluate import EvaluateError, evaluate_model
 from ggctl.model.metadata import set_metadata
-from onnx import TensorProto, helper, numpy_helper
-from PIL import Image
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (20, 40, 210)}
 
@@ -31,16 +32,25 @@ def colour_model(path: Path, size: int = 32) -> Path:
         helper.make_node("MatMul", ["rgb", "w"], ["logits"]),
     ]
     graph = helper.make_graph(
-        nodes, "colour",
+        nodes,
+        "colour",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", size, size, 3])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
         initializer=[numpy_helper.from_array(np.eye(3, dtype=np.float32) * 20, "w")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    set_metadata(model, ModelMeta(class_names=tuple(COLOURS), input_height=size,
-                                  input_width=size, output="logits", name="colour",
-                                  description="picks the dominant colour"))
+    set_metadata(
+        model,
+        ModelMeta(
+            class_names=tuple(COLOURS),
+            input_height=size,
+            input_width=size,
+            output="logits",
+            name="colour",
+            description="picks the dominant colour",
+        ),
+    )
     onnx.save(model, str(path))
     return path
 
@@ -77,7 +87,10 @@ def test_accuracy_per_class_and_confusion_are_exact(model, dataset) -> None:
     assert (r.images, r.correct) == (9, 8)
     assert r.accuracy == pytest.approx(8 / 9)
     assert [(c.name, c.images, c.correct) for c in r.per_class] == [
-        ("red", 3, 3), ("green", 3, 3), ("blue", 3, 2)]
+        ("red", 3, 3),
+        ("green", 3, 3),
+        ("blue", 3, 2),
+    ]
     assert r.confusion == [[3, 0, 0], [0, 3, 0], [0, 1, 2]]
     assert [Path(p).name for p in r.skipped] == ["1_7.jpg"]
     assert r.mean_inference_ms > 0 and r.mean_preprocess_ms > 0
@@ -97,8 +110,13 @@ def test_json_output(model, dataset, tmp_path) -> None:
     data = json.loads(out.read_text())
     assert data["accuracy"] == pytest.approx(8 / 9)
     assert data["confusion"][2] == [0, 1, 2]
-    assert data["per_class"][2] == {"index": 2, "name": "blue", "images": 3, "correct": 2,
-                                    "accuracy": pytest.approx(2 / 3)}
+    assert data["per_class"][2] == {
+        "index": 2,
+        "name": "blue",
+        "images": 3,
+        "correct": 2,
+        "accuracy": pytest.approx(2 / 3),
+    }
 
 
 def test_labels_beyond_the_model_are_refused(model, tmp_path) -> None:
@@ -121,8 +139,9 @@ def test_unloadable_model_and_undecodable_data(tmp_path, dataset) -> None:
 
 def test_cli_evaluate_prints_tables_and_writes_json(model, dataset, tmp_path) -> None:
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(cli, ["model", "evaluate", str(model), "--data", str(dataset),
-                                      "--json", str(out)])
+    result = CliRunner().invoke(
+        cli, ["model", "evaluate", str(model), "--data", str(dataset), "--json", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "88.89%" in result.output and "(8/9)" in result.output
     assert "confusion matrix" in result.output
@@ -131,8 +150,9 @@ def test_cli_evaluate_prints_tables_and_writes_json(model, dataset, tmp_path) ->
 
 def test_cli_evaluate_bad_layout_is_a_user_error(model, tmp_path) -> None:
     draw(tmp_path / "d", "lasagne.png", "red")
-    result = CliRunner().invoke(cli, ["model", "evaluate", str(model), "--data",
-                                      str(tmp_path / "d")])
+    result = CliRunner().invoke(
+        cli, ["model", "evaluate", str(model), "--data", str(tmp_path / "d")]
+    )
     assert result.exit_code == 1
     assert isinstance(result.exception, DatasetError)
     assert "lasagne.png" in result.exception.message

@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
+
 from ggctl.app.inference import Classifier
 from ggctl.app.modelmeta import FOOD11_CLASSES, IMAGENET_MEAN, IMAGENET_STD
 from ggctl.cli import cli
@@ -61,8 +62,10 @@ def test_parse_size_and_class_names(tmp_path) -> None:
         read_class_names(tmp_path / "c.json")
 
 
-@pytest.mark.parametrize(("suffix", "module", "extra"),
-                         [(".keras", "tensorflow", "tensorflow"), (".pt", "torch", "torch")])
+@pytest.mark.parametrize(
+    ("suffix", "module", "extra"),
+    [(".keras", "tensorflow", "tensorflow"), (".pt", "torch", "torch")],
+)
 def test_missing_extra_says_what_to_install(tmp_path, monkeypatch, suffix, module, extra) -> None:
     src = tmp_path / f"model{suffix}"
     src.write_bytes(b"x")
@@ -86,17 +89,20 @@ def torch_net():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, 3, stride=2, groups=8), torch.nn.ReLU6(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 11),
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, stride=2, groups=8),
+        torch.nn.ReLU6(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 11),
     ).eval()
     return torch, net
 
 
 @pytest.mark.torch
 @pytest.mark.parametrize("kind", ["torchscript", "pickled"])
-def test_torch_export_matches_and_writes_imagenet_nchw_metadata(torch_net, tmp_path,
-                                                                kind) -> None:
+def test_torch_export_matches_and_writes_imagenet_nchw_metadata(torch_net, tmp_path, kind) -> None:
     torch, net = torch_net
     src = tmp_path / "net.pt"
     if kind == "torchscript":
@@ -132,17 +138,39 @@ def test_torch_state_dict_is_refused_with_a_hint(torch_net, tmp_path) -> None:
 @pytest.mark.torch
 def test_cli_export_torch_with_class_names_and_overrides(tmp_path) -> None:
     torch = pytest.importorskip("torch")
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
-                              torch.nn.Flatten(), torch.nn.Softmax(dim=1)).eval()
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Softmax(dim=1),
+    ).eval()
     src = tmp_path / "four.pt"
     torch.jit.save(torch.jit.script(net), str(src))
     names = tmp_path / "names.txt"
     names.write_text("a\nb\nc\nd\n")
     out = tmp_path / "four.onnx"
-    result = CliRunner().invoke(cli, [
-        "model", "export", str(src), "-o", str(out), "--class-names", str(names),
-        "--input-size", "40x48", "--normalization", "course", "--resample", "bicubic",
-        "--mean", "0.5,0.5,0.5", "--name", "four"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "model",
+            "export",
+            str(src),
+            "-o",
+            str(out),
+            "--class-names",
+            str(names),
+            "--input-size",
+            "40x48",
+            "--normalization",
+            "course",
+            "--resample",
+            "bicubic",
+            "--mean",
+            "0.5,0.5,0.5",
+            "--name",
+            "four",
+        ],
+    )
     assert result.exit_code == 0, result.output
     meta = read_metadata(out)
     assert meta.class_names == ("a", "b", "c", "d") and meta.name == "four"
@@ -152,8 +180,10 @@ def test_cli_export_torch_with_class_names_and_overrides(tmp_path) -> None:
 
     wrong = CliRunner().invoke(cli, ["model", "export", str(src), "-o", str(out)])
     assert wrong.exit_code == 1 and "4 scores" in wrong.exception.message
-    bad_mean = CliRunner().invoke(cli, ["model", "export", str(src), "-o", str(out),
-                                        "--class-names", str(names), "--mean", "1,2"])
+    bad_mean = CliRunner().invoke(
+        cli,
+        ["model", "export", str(src), "-o", str(out), "--class-names", str(names), "--mean", "1,2"],
+    )
     assert bad_mean.exit_code == 1 and "--mean" in bad_mean.exception.message
 
 
@@ -165,13 +195,15 @@ def keras_model(tmp_path_factory):
     pytest.importorskip("tensorflow")
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(8, 3, activation="relu"),
-        keras.layers.DepthwiseConv2D(3, strides=2, activation="relu6"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(11, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.DepthwiseConv2D(3, strides=2, activation="relu6"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(11, activation="softmax"),
+        ]
+    )
     path = tmp_path_factory.mktemp("keras") / "tiny.keras"
     model.save(path)
     return model, path
@@ -198,8 +230,9 @@ def test_keras_export_matches_and_writes_course_metadata(keras_model, tmp_path) 
 def test_cli_export_keras(keras_model, tmp_path) -> None:
     _, src = keras_model
     out = tmp_path / "cli.onnx"
-    result = CliRunner().invoke(cli, ["model", "export", str(src), "-o", str(out),
-                                      "--normalization", "tf"])
+    result = CliRunner().invoke(
+        cli, ["model", "export", str(src), "-o", str(out), "--normalization", "tf"]
+    )
     assert result.exit_code == 0, result.output
     assert "keras" in result.output
     meta = read_metadata(out)

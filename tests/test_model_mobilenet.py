@@ -11,13 +11,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
+from PIL import Image
+
 from ggctl.app.inference import Classifier
 from ggctl.app.modelmeta import FOOD11_CLASSES
 from ggctl.cli import cli
 from ggctl.model import mobilenet
 from ggctl.model.metadata import read_metadata
 from ggctl.model.mobilenet import build_mobilenet_v2, ensure_demo_model
-from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,7 @@ def full_model() -> tuple[onnx.ModelProto, mobilenet.GraphCost]:
 def _session(model: onnx.ModelProto, threads: int = 1) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def test_full_size_has_mobilenet_v2_cost(full_model) -> None:
@@ -43,8 +43,11 @@ def test_full_size_has_mobilenet_v2_cost(full_model) -> None:
 def test_full_size_has_mobilenet_v2_structure(full_model) -> None:
     model, _ = full_model
     ops = Counter(n.op_type for n in model.graph.node)
-    depthwise = [n for n in model.graph.node if n.op_type == "Conv"
-                 and next(a.i for a in n.attribute if a.name == "group") > 1]
+    depthwise = [
+        n
+        for n in model.graph.node
+        if n.op_type == "Conv" and next(a.i for a in n.attribute if a.name == "group") > 1
+    ]
     assert len(depthwise) == 17  # one per inverted residual block
     assert ops["Conv"] == 52  # stem + 17 blocks (2 or 3 convs each) + final 1x1
     assert ops["Add"] == 10  # residual connections where stride 1 and channels match
@@ -176,8 +179,9 @@ def test_script_entry_writes_a_model(tmp_path, capsys) -> None:
 
 def test_cli_build_demo(tmp_path) -> None:
     out = tmp_path / "demo.onnx"
-    result = CliRunner().invoke(cli, ["model", "build-demo", "-o", str(out),
-                                      "--resolution", "32", "--width", "0.35"])
+    result = CliRunner().invoke(
+        cli, ["model", "build-demo", "-o", str(out), "--resolution", "32", "--width", "0.35"]
+    )
     assert result.exit_code == 0, result.output
     assert "UNTRAINED" in result.output
     assert read_metadata(out).name == mobilenet.DEMO_NAME

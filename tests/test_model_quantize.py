@@ -10,14 +10,15 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
 from ggctl.app.inference import Classifier
 from ggctl.app.modelmeta import ModelMeta
 from ggctl.cli import cli
 from ggctl.model.metadata import read_metadata, set_metadata
 from ggctl.model.mobilenet import ensure_demo_model
 from ggctl.model.quantize import QuantizeError, QuantizeReport, quantize_model
-from onnx import TensorProto, helper, numpy_helper
-from PIL import Image
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (20, 40, 210)}
 
@@ -32,15 +33,24 @@ def colour_model(path: Path) -> Path:
         helper.make_node("Flatten", ["p"], ["logits"]),
     ]
     graph = helper.make_graph(
-        nodes, "colour",
+        nodes,
+        "colour",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 32, 32, 3])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
         initializer=[numpy_helper.from_array(w, "w")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    set_metadata(model, ModelMeta(class_names=tuple(COLOURS), input_height=32, input_width=32,
-                                  output="logits", name="colour"))
+    set_metadata(
+        model,
+        ModelMeta(
+            class_names=tuple(COLOURS),
+            input_height=32,
+            input_width=32,
+            output="logits",
+            name="colour",
+        ),
+    )
     onnx.save(model, str(path))
     return path
 
@@ -93,11 +103,14 @@ def test_agreement_is_measured_on_the_calibration_images(colour_images, tmp_path
     assert Classifier(tmp_path / "c8.onnx").meta.class_names == tuple(COLOURS)
 
 
-@pytest.mark.parametrize(("fp32", "int8", "word"), [
-    (10.0, 10.3, "same speed"), (10.0, 12.0, "1.20x slower"), (10.0, 5.0, "2.00x faster")])
+@pytest.mark.parametrize(
+    ("fp32", "int8", "word"),
+    [(10.0, 10.3, "same speed"), (10.0, 12.0, "1.20x slower"), (10.0, 5.0, "2.00x faster")],
+)
 def test_verdict_claims_only_what_was_measured(fp32, int8, word) -> None:
-    r = QuantizeReport("a", "b", 4_000_000, 1_000_000, fp32, int8, 1, 1.0, 10, "synthetic",
-                       "cpu", False, 1.0)
+    r = QuantizeReport(
+        "a", "b", 4_000_000, 1_000_000, fp32, int8, 1, 1.0, 10, "synthetic", "cpu", False, 1.0
+    )
     assert word in r.verdict
     assert r.size_ratio == 4.0
     data = json.loads(r.to_json())
@@ -116,16 +129,38 @@ def test_refuses_to_overwrite_the_source_and_unloadable_models(demo, tmp_path) -
 def test_calibration_folder_without_images(demo, tmp_path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = CliRunner().invoke(cli, ["model", "quantize", str(demo), "-o",
-                                      str(tmp_path / "o.onnx"), "--calibration", str(empty)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "model",
+            "quantize",
+            str(demo),
+            "-o",
+            str(tmp_path / "o.onnx"),
+            "--calibration",
+            str(empty),
+        ],
+    )
     assert result.exit_code == 1
     assert "no images" in result.exception.message
 
 
 def test_cli_quantize_prints_the_report(demo, tmp_path) -> None:
     out, report = tmp_path / "q.onnx", tmp_path / "q.json"
-    result = CliRunner().invoke(cli, ["model", "quantize", str(demo), "-o", str(out),
-                                      "--max-images", "4", "--json", str(report)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "model",
+            "quantize",
+            str(demo),
+            "-o",
+            str(out),
+            "--max-images",
+            "4",
+            "--json",
+            str(report),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "top-1 agreement" in result.output and "p50 latency" in result.output
     data = json.loads(report.read_text())

@@ -32,9 +32,19 @@ pytestmark = pytest.mark.tensorflow
 pytest.importorskip("tensorflow")
 
 PER_SPLIT = {"training": 32, "validation": 6, "evaluation": 6}  # images per class
-RECIPE = {"backbone": "mobilenetv2", "width": 0.35, "img_size": 64, "weights": "none",
-          "head_epochs": 1, "batch": 16, "head_lr": 3e-3, "fine_tune_lr": 3e-3,
-          "bn_momentum": 0.5, "calibration_images": 33, "patience": 4}
+RECIPE = {
+    "backbone": "mobilenetv2",
+    "width": 0.35,
+    "img_size": 64,
+    "weights": "none",
+    "head_epochs": 1,
+    "batch": 16,
+    "head_lr": 3e-3,
+    "fine_tune_lr": 3e-3,
+    "bn_momentum": 0.5,
+    "calibration_images": 33,
+    "patience": 4,
+}
 FIRST_LEG, EPOCHS = 2, 10
 
 
@@ -82,16 +92,22 @@ def runs(food11, tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
     run_a, run_b = base / "run-a", base / "run-b"
     t0 = time.perf_counter()
-    first = train(food11, run_a, {**RECIPE, "epochs": FIRST_LEG, "export": False},
-                  progress=False)
+    first = train(food11, run_a, {**RECIPE, "epochs": FIRST_LEG, "export": False}, progress=False)
     history_first = read_history(run_a / "history.csv")
     state_first = json.loads((run_a / "checkpoint" / "state.json").read_text())
     shutil.copytree(run_a, run_b)
     second = train(food11, run_a, {"epochs": EPOCHS, "export": True}, progress=False)
     finished_b = train(food11, run_b, {"export": True}, progress=False)
-    return {"a": run_a, "b": run_b, "first": first, "second": second, "b_outcome": finished_b,
-            "history_first": history_first, "state_first": state_first,
-            "seconds": time.perf_counter() - t0}
+    return {
+        "a": run_a,
+        "b": run_b,
+        "first": first,
+        "second": second,
+        "b_outcome": finished_b,
+        "history_first": history_first,
+        "state_first": state_first,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def summary(run: Path) -> dict:
@@ -156,15 +172,25 @@ def test_resuming_with_another_backbone_is_refused(runs, food11) -> None:
 
 def test_run_directory_holds_config_history_plot_and_models(runs) -> None:
     run = runs["a"]
-    for name in ("config.json", "history.csv", "curves.png", "best.keras", "best.weights.h5",
-                 "model.onnx", "model.int8.onnx", "eval-fp32.json", "eval-int8.json",
-                 "summary.json", "checkpoint/state.json", "checkpoint/optimizer.npz"):
+    for name in (
+        "config.json",
+        "history.csv",
+        "curves.png",
+        "best.keras",
+        "best.weights.h5",
+        "model.onnx",
+        "model.int8.onnx",
+        "eval-fp32.json",
+        "eval-int8.json",
+        "summary.json",
+        "checkpoint/state.json",
+        "checkpoint/optimizer.npz",
+    ):
         assert (run / name).is_file(), name
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with (run / "history.csv").open() as f:
         header = next(csv.reader(f))
-    assert header[:7] == ["epoch", "stage", "lr", "loss", "accuracy", "val_loss",
-                          "val_accuracy"]
+    assert header[:7] == ["epoch", "stage", "lr", "loss", "accuracy", "val_loss", "val_accuracy"]
 
 
 def test_onnx_matches_keras_and_carries_the_service_metadata(runs, food11) -> None:
@@ -206,8 +232,9 @@ def test_compare_prints_both_runs_side_by_side(runs) -> None:
 
     a, b = summary(runs["a"]), summary(runs["b"])
     assert b["epochs_run"] == FIRST_LEG and runs["b_outcome"].resumed_from == FIRST_LEG
-    result = CliRunner().invoke(cli, ["model", "compare", str(runs["a"]), str(runs["b"])],
-                                terminal_width=200)
+    result = CliRunner().invoke(
+        cli, ["model", "compare", str(runs["a"]), str(runs["b"])], terminal_width=200
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "run-a" in out and "run-b" in out and "mobilenetv2" in out
@@ -235,14 +262,15 @@ def test_compare_names_a_run_without_summary(tmp_path, capsys) -> None:
 # --- refusals before any training ---------------------------------------------------------
 
 
-def test_folder_not_in_food11_layout_is_refused_naming_the_files(tmp_path, food11,
-                                                                 capsys) -> None:
+def test_folder_not_in_food11_layout_is_refused_naming_the_files(tmp_path, food11, capsys) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(food11, bad)
     for name in ("cat.jpg", "dessert-7.jpg"):
         shutil.copy(bad / "training" / "0_0.jpg", bad / "training" / name)
-    code, out = ggctl(["model", "train", "--data", str(bad), "--out", str(tmp_path / "run"),
-                       "--weights", "none"], capsys)
+    code, out = ggctl(
+        ["model", "train", "--data", str(bad), "--out", str(tmp_path / "run"), "--weights", "none"],
+        capsys,
+    )
     assert code == 1
     assert "cat.jpg" in out and "dessert-7.jpg" in out and "training" in out
     assert "<class index>_<n>" in out
@@ -274,8 +302,12 @@ def test_missing_split_and_missing_class_are_refused(tmp_path, food11) -> None:
 
 def test_recipe_defaults_and_bad_values() -> None:
     r = Recipe()
-    assert (r.backbone, r.weights, r.img_size, r.batch) == ("efficientnetv2-b0", "imagenet",
-                                                            224, 32)
+    assert (r.backbone, r.weights, r.img_size, r.batch) == (
+        "efficientnetv2-b0",
+        "imagenet",
+        224,
+        32,
+    )
     assert r.head_epochs < r.epochs and r.fine_tune_lr < r.head_lr and r.bn_frozen
     assert not Recipe(weights="none").bn_frozen
     with pytest.raises(RecipeError, match=r"backbone 'resnet9'.*unfreeze"):
@@ -313,8 +345,7 @@ def _reference(name: str, x: np.ndarray) -> np.ndarray:
     return (x * 255.0 / 255.0 - mean) / std
 
 
-@pytest.mark.parametrize("name", ["vgg16", "mobilenetv2", "mobilenetv3-large",
-                                  "efficientnetv2-b0"])
+@pytest.mark.parametrize("name", ["vgg16", "mobilenetv2", "mobilenetv3-large", "efficientnetv2-b0"])
 def test_in_model_preprocessing_is_the_backbones_own(name) -> None:
     import keras
 

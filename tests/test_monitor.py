@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from ggctl.evaluate.monitor import SAMPLE_COLUMNS, Monitor, ProcessSampler, Sample, read_samples
 
 pytestmark = pytest.mark.timeout(60)

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+
 from ggctl.errors import GgctlError
 from ggctl.evaluate.profile import (
     BUILTIN,
@@ -20,8 +21,17 @@ from ggctl.evaluate.profile import (
 )
 
 # SPEC.md, "The evaluation protocol of the challenge": (minutes, users, max delay).
-SPEC_TABLE = [(5, 20, 100), (2, 20, 50), (2, 20, 10), (1, 20, 3), (5, 20, 1), (5, 30, 1),
-              (1, 20, 3), (2, 20, 60), (7, 20, 80)]
+SPEC_TABLE = [
+    (5, 20, 100),
+    (2, 20, 50),
+    (2, 20, 10),
+    (1, 20, 3),
+    (5, 20, 1),
+    (5, 30, 1),
+    (1, 20, 3),
+    (2, 20, 60),
+    (7, 20, 80),
+]
 
 
 class FixedRng:
@@ -155,18 +165,22 @@ def test_unknown_profile_is_a_user_error():
         ("- 1\n- 2\n", "expected a mapping"),
         ("name: x\n", "`stages` must be a non-empty list"),
         ("stages: []\n", "`stages` must be a non-empty list"),
-        ("stages: [{duration_s: 1, users: 1, max_delay_s: 1}]\nspeeed: 2\n",
-         r"unknown key\(s\) speeed"),
+        (
+            "stages: [{duration_s: 1, users: 1, max_delay_s: 1}]\nspeeed: 2\n",
+            r"unknown key\(s\) speeed",
+        ),
         ("stages: [{duration_s: 60, users: 5}]\n", "stage 1: missing max_delay_s"),
-        ("stages:\n - {duration_s: 60, users: 5, max_delay_s: 1}\n"
-         " - {duration_s: 60, user: 5, max_delay_s: 1}\n", "stage 2: missing users; unknown user"),
+        (
+            "stages:\n - {duration_s: 60, users: 5, max_delay_s: 1}\n"
+            " - {duration_s: 60, user: 5, max_delay_s: 1}\n",
+            "stage 2: missing users; unknown user",
+        ),
         ("stages: [{duration_s: 60, users: 0, max_delay_s: 1}]\n", "stage 1: users must be"),
         ("stages: [{duration_s: 60, users: ten, max_delay_s: 1}]\n", "stage 1: users must be"),
         ("stages: [{duration_s: 60, users: true, max_delay_s: 1}]\n", "stage 1: users must be"),
         ("stages: [{duration_s: 60, users: 2.5, max_delay_s: 1}]\n", "stage 1: users must be"),
         ("stages: [{duration_s: 0, users: 1, max_delay_s: 1}]\n", "stage 1: duration_s must be"),
-        ("stages: [{duration_s: 60, users: 1, max_delay_s: -1}]\n",
-         "stage 1: max_delay_s must be"),
+        ("stages: [{duration_s: 60, users: 1, max_delay_s: -1}]\n", "stage 1: max_delay_s must be"),
         ("stages: [5]\n", "stage 1: expected a mapping"),
     ],
 )

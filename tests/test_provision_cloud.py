@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from cloud_helpers import FULL, held, mutations, quiet, settings, use_env
+
 from ggctl.errors import GgctlError
 from ggctl.provision import record
 from ggctl.provision.reserve import reserve
@@ -28,7 +29,10 @@ def test_reserve_status_teardown_leaves_nothing(fake_cloud, alice):
     st = result.state
     assert st["suffix"] == "alice" and st["floating_ip"]
     assert [n["private_ip"] for n in st["nodes"]] == [
-        "192.168.1.10", "192.168.1.11", "192.168.1.12"]
+        "192.168.1.10",
+        "192.168.1.11",
+        "192.168.1.12",
+    ]
     assert {n["status"] for n in st["nodes"]} == {"ACTIVE"}
     assert (alice.state_dir / "inventory.yaml").exists()
     # The experiment subnet's DHCP pool leaves the LoadBalancer range to MetalLB.
@@ -102,7 +106,8 @@ def test_name_overrides_the_suffix(fake_cloud, alice, tmp_path):
     other = settings(tmp_path, "alice", state="second", name="Alice Second")
     reserve(other, dry_run=False, console=quiet())
     assert {s["name"] for s in fake_cloud.world.resources("servers")} == {
-        f"node-{i}-alice-second" for i in range(3)}
+        f"node-{i}-alice-second" for i in range(3)
+    }
     # the default-named teardown does not see them; the named one removes them
     assert teardown(alice, dry_run=True, console=quiet()).actions == []
     teardown(other, dry_run=False, console=quiet())

@@ -8,6 +8,7 @@ import re
 import pytest
 from cloud_helpers import FULL, clean_os_env, held, mutations, quiet, settings, use_env
 from fakes.openstack.server import FakeCloud
+
 from ggctl.provision.reserve import reserve
 from ggctl.provision.teardown import teardown
 
@@ -26,8 +27,10 @@ def _steps() -> list[tuple[str, str]]:
     steps = []
     for call in calls:
         method, path = call.split(" ", 1)
-        parts = ["[^/]+" if re.fullmatch(r"[0-9a-f-]{32,36}", p) else re.escape(p)
-                 for p in path.split("/")]
+        parts = [
+            "[^/]+" if re.fullmatch(r"[0-9a-f-]{32,36}", p) else re.escape(p)
+            for p in path.split("/")
+        ]
         steps.append((method, "/".join(parts) + "$"))
     return steps
 
@@ -45,11 +48,17 @@ for method, path in STEPS:
 MATRIX = [(*case, False) for case in CASES] + [(*case, True) for case in CASES if case[2] == 1]
 
 
-@pytest.mark.parametrize("method,path,nth,lost_reply", MATRIX, ids=[
-    f"{i:02d}-{m}-{p[:40]}-{'reply-lost' if lost else 'refused'}"
-    for i, (m, p, _, lost) in enumerate(MATRIX)])
+@pytest.mark.parametrize(
+    "method,path,nth,lost_reply",
+    MATRIX,
+    ids=[
+        f"{i:02d}-{m}-{p[:40]}-{'reply-lost' if lost else 'refused'}"
+        for i, (m, p, _, lost) in enumerate(MATRIX)
+    ],
+)
 def test_crash_at_each_step_then_teardown_then_reserve(
-        fake_cloud, monkeypatch, tmp_path, method, path, nth, lost_reply):
+    fake_cloud, monkeypatch, tmp_path, method, path, nth, lost_reply
+):
     clean_os_env(monkeypatch, tmp_path)
     use_env(monkeypatch, fake_cloud, "alice")
     s = settings(tmp_path, "alice", retries=0)

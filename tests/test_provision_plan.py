@@ -1,8 +1,9 @@
 """Desired state and plan diffing on plain data: no cloud, no clients."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from ggctl.errors import GgctlError
 from ggctl.provision.actual import Actual, Found
 from ggctl.provision.plan import plan_reserve, plan_teardown
@@ -14,7 +15,7 @@ from ggctl.provision.topology import (
 )
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ5 alice@laptop"
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def topo(suffix="alice"):
@@ -25,24 +26,52 @@ def complete(top, lease_status="ACTIVE", server_status="ACTIVE", end_hours=5) ->
     """An Actual holding everything `top` wants, healthy."""
     a = Actual()
     end = (NOW + timedelta(hours=end_hours)).isoformat()
-    a.add(Found("lease", "L1", top.lease.name, lease_status,
-                {"end": end, "reservation_id": "R1"}))
-    a.add(Found("keypair", top.keypair.name, top.keypair.name, "",
-                {"public_key": top.keypair.public_key}))
+    a.add(Found("lease", "L1", top.lease.name, lease_status, {"end": end, "reservation_id": "R1"}))
+    a.add(
+        Found(
+            "keypair",
+            top.keypair.name,
+            top.keypair.name,
+            "",
+            {"public_key": top.keypair.public_key},
+        )
+    )
     for n in top.networks:
-        a.add(Found("network", f"net-{n.key}", n.name, "ACTIVE",
-                    {"port_security": n.port_security}))
+        a.add(
+            Found("network", f"net-{n.key}", n.name, "ACTIVE", {"port_security": n.port_security})
+        )
         a.add(Found("subnet", f"sub-{n.key}", n.subnet_name))
-    a.add(Found("router", "R", top.router.name, "ACTIVE",
-                {"gateway_network_id": "EXT", "interfaces": ["sub-public"]}))
-    a.add(Found("secgroup", "SG", top.secgroup.name, "",
-                {"ingress": [("tcp", 22, "0.0.0.0/0"), ("tcp", 32000, "0.0.0.0/0")]}))
+    a.add(
+        Found(
+            "router",
+            "R",
+            top.router.name,
+            "ACTIVE",
+            {"gateway_network_id": "EXT", "interfaces": ["sub-public"]},
+        )
+    )
+    a.add(
+        Found(
+            "secgroup",
+            "SG",
+            top.secgroup.name,
+            "",
+            {"ingress": [("tcp", 22, "0.0.0.0/0"), ("tcp", 32000, "0.0.0.0/0")]},
+        )
+    )
     for p in top.ports:
         a.add(Found("port", f"port-{p.name}", p.name, "ACTIVE", {"ips": [p.fixed_ip]}))
     for s in top.servers:
         a.add(Found("server", f"srv-{s.node}", s.name, server_status))
-    a.add(Found("floatingip", "F", "129.114.0.5", "ACTIVE",
-                {"port_id": f"port-{top.floating_ip.port}", "address": "129.114.0.5"}))
+    a.add(
+        Found(
+            "floatingip",
+            "F",
+            "129.114.0.5",
+            "ACTIVE",
+            {"port_id": f"port-{top.floating_ip.port}", "address": "129.114.0.5"},
+        )
+    )
     return a
 
 
@@ -60,8 +89,7 @@ def test_topology_follows_the_course():
     assert {r.port for r in top.secgroup.rules} == {22, 32000}
     assert all(r.remote_ip_prefix == "0.0.0.0/0" for r in top.secgroup.rules)
     # only the public-net ports are in the security group
-    assert {p.name for p in top.ports if p.secgroup} == {
-        f"node-{i}-public-alice" for i in range(3)}
+    assert {p.name for p in top.ports if p.secgroup} == {f"node-{i}-public-alice" for i in range(3)}
     assert top.floating_ip.node == "node-0"
     assert (top.lease.flavor, top.lease.amount) == ("m1.large", 3)
 
@@ -98,9 +126,13 @@ def test_nothing_exists_plans_everything_in_dependency_order():
     # the lease is waited for before any server is created, each server after
     order = ops(actions)
     assert order.index(("wait", "lease", top.lease.name)) < order.index(
-        ("create", "server", "node-0-alice"))
+        ("create", "server", "node-0-alice")
+    )
     assert [a.name for a in actions if a.op == "wait" and a.kind == "server"] == [
-        "node-0-alice", "node-1-alice", "node-2-alice"]
+        "node-0-alice",
+        "node-1-alice",
+        "node-2-alice",
+    ]
 
 
 def test_everything_exists_plans_nothing():
@@ -127,23 +159,23 @@ def test_server_in_error_is_replaced_with_its_fault():
     actual.items["server"].remove(broken)
     actual.add(Found("server", broken.id, broken.name, "ERROR", {"fault": "No valid host"}))
     actions = plan_reserve(top, actual, NOW)
-    assert ops(actions) == [("replace", "server", "node-1-alice"),
-                            ("wait", "server", "node-1-alice")]
+    assert ops(actions) == [
+        ("replace", "server", "node-1-alice"),
+        ("wait", "server", "node-1-alice"),
+    ]
     assert "No valid host" in actions[0].reason
 
 
 def test_building_server_is_waited_for():
     top = topo()
-    assert {a.op for a in plan_reserve(top, complete(top, server_status="BUILD"), NOW)} == {
-        "wait"}
+    assert {a.op for a in plan_reserve(top, complete(top, server_status="BUILD"), NOW)} == {"wait"}
 
 
 def test_unbound_floating_ip_of_ours_is_associated_not_reallocated():
     top = topo()
     actual = complete(top)
     fip = actual.of("floatingip")[0]
-    actual.items["floatingip"] = [Found("floatingip", fip.id, fip.name, "DOWN",
-                                        {"port_id": None})]
+    actual.items["floatingip"] = [Found("floatingip", fip.id, fip.name, "DOWN", {"port_id": None})]
     assert ops(plan_reserve(top, actual, NOW)) == [("update", "floatingip", fip.name)]
 
 
@@ -153,31 +185,36 @@ def test_duplicates_are_deleted_and_one_kept():
     actual.add(Found("network", "dup", top.networks[0].name, "ACTIVE", {"port_security": True}))
     actual.add(Found("floatingip", "F2", "129.114.0.6", "DOWN", {"port_id": None}))
     assert sorted(ops(plan_reserve(top, actual, NOW))) == [
-        ("delete", "floatingip", "129.114.0.6"), ("delete", "network", top.networks[0].name)]
+        ("delete", "floatingip", "129.114.0.6"),
+        ("delete", "network", top.networks[0].name),
+    ]
 
 
 def test_router_missing_its_interface_is_rewired():
     top = topo()
     actual = complete(top)
     r = actual.of("router")[0]
-    actual.items["router"] = [Found("router", r.id, r.name, "ACTIVE",
-                                    {"gateway_network_id": "EXT", "interfaces": []})]
+    actual.items["router"] = [
+        Found("router", r.id, r.name, "ACTIVE", {"gateway_network_id": "EXT", "interfaces": []})
+    ]
     assert ops(plan_reserve(top, actual, NOW)) == [("update", "router", r.name)]
 
 
 def test_secgroup_missing_a_rule_gets_it():
     top = topo()
     actual = complete(top)
-    actual.items["secgroup"] = [Found("secgroup", "SG", top.secgroup.name, "",
-                                      {"ingress": [("tcp", 22, "0.0.0.0/0")]})]
+    actual.items["secgroup"] = [
+        Found("secgroup", "SG", top.secgroup.name, "", {"ingress": [("tcp", 22, "0.0.0.0/0")]})
+    ]
     assert ops(plan_reserve(top, actual, NOW)) == [("update", "secgroup", top.secgroup.name)]
 
 
 def test_different_public_key_replaces_the_keypair():
     top = topo()
     actual = complete(top)
-    actual.items["keypair"] = [Found("keypair", top.keypair.name, top.keypair.name, "",
-                                     {"public_key": "ssh-rsa OTHER"})]
+    actual.items["keypair"] = [
+        Found("keypair", top.keypair.name, top.keypair.name, "", {"public_key": "ssh-rsa OTHER"})
+    ]
     assert ops(plan_reserve(top, actual, NOW)) == [("replace", "keypair", top.keypair.name)]
 
 

@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 from cloud_helpers import FULL, clean_os_env, held, quiet, settings, use_env
+
 from ggctl.errors import GgctlError
 from ggctl.provision.reserve import reserve
 from ggctl.provision.teardown import teardown

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
+
 from ggctl.evaluate.monitor import Sample
 from ggctl.evaluate.profile import Profile, Stage
 from ggctl.evaluate.report import scores_table, stages_table, write_results, write_stages_csv
@@ -18,25 +20,43 @@ from ggctl.evaluate.scoring import (
     read_request_log,
     score,
 )
-from rich.console import Console
 
 
-def req(stage: int, latency_ms: float, ok: bool = True, status: int = 200,
-        error: str = "") -> RequestRecord:
-    return RequestRecord(start=1_700_000_000.0 + stage, offset_s=float(stage), stage=stage,
-                         users=20, latency_ms=latency_ms, status=status, ok=ok, error=error)
+def req(
+    stage: int, latency_ms: float, ok: bool = True, status: int = 200, error: str = ""
+) -> RequestRecord:
+    return RequestRecord(
+        start=1_700_000_000.0 + stage,
+        offset_s=float(stage),
+        stage=stage,
+        users=20,
+        latency_ms=latency_ms,
+        status=status,
+        ok=ok,
+        error=error,
+    )
 
 
 def sample(mem_kb: float, cpu: float, req_kb: float | None = None) -> Sample:
-    return Sample(time=0.0, n_replica=1, cpu_req_core=None, mem_req_KB=req_kb,
-                  cpu_lim_core=None, mem_lim_KB=None, cpu_use_core=cpu, mem_use_KB=mem_kb)
+    return Sample(
+        time=0.0,
+        n_replica=1,
+        cpu_req_core=None,
+        mem_req_KB=req_kb,
+        cpu_lim_core=None,
+        mem_lim_KB=None,
+        cpu_use_core=cpu,
+        mem_use_KB=mem_kb,
+    )
 
 
 # Stage 0: one slow success; stage 1: three fast ones; plus two failures that must not
 # count toward the response time.
 LOG = [
     req(0, 1000.0),
-    req(1, 100.0), req(1, 100.0), req(1, 100.0),
+    req(1, 100.0),
+    req(1, 100.0),
+    req(1, 100.0),
     req(1, 5000.0, ok=False, status=500, error="HTTP 500"),
     req(0, 30000.0, ok=False, status=0, error="ConnectionRefusedError: refused"),
 ]
@@ -109,8 +129,18 @@ def test_request_log_round_trip(tmp_path: Path):
         w = csv.writer(fh)
         w.writerow(REQUEST_COLUMNS)
         for r in LOG:
-            w.writerow([r.start, r.offset_s, r.stage, r.users, r.latency_ms, r.status,
-                        1 if r.ok else 0, r.error])
+            w.writerow(
+                [
+                    r.start,
+                    r.offset_s,
+                    r.stage,
+                    r.users,
+                    r.latency_ms,
+                    r.status,
+                    1 if r.ok else 0,
+                    r.error,
+                ]
+            )
     assert read_request_log(path) == LOG
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="missing columns"):

@@ -28,9 +28,10 @@ from conftest import (
     make_probe_model,
     solid_image,
 )
-from ggctl.app.modelmeta import FOOD11_CLASSES, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
+
+from ggctl.app.modelmeta import FOOD11_CLASSES, IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 
 PREDICTION_KEYS = {"class", "index", "confidence", "inference_ms", "top"}
 
@@ -149,8 +150,11 @@ def test_concurrent_predictions(live_server: LiveServer) -> None:
     expected = [live_server.predict(p).json()["top"] for p in payloads]
 
     def one(i: int) -> tuple[int, list]:
-        r = requests.post(live_server.url("/predict"), timeout=60,
-                          files={"file": ("x.jpg", payloads[i % 4], "image/jpeg")})
+        r = requests.post(
+            live_server.url("/predict"),
+            timeout=60,
+            files={"file": ("x.jpg", payloads[i % 4], "image/jpeg")},
+        )
         return r.status_code, r.json()["top"]
 
     with ThreadPoolExecutor(16) as pool:
@@ -188,17 +192,24 @@ def _metrics(server: LiveServer) -> dict[str, list]:
 
 
 def _sample(samples: list, metric: str, **labels: str) -> float:
-    values = [s.value for s in samples
-              if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items())]
+    values = [
+        s.value
+        for s in samples
+        if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     assert values, f"no {metric}{labels} in {[(s.name, s.labels) for s in samples][:40]}"
     return sum(values)
 
 
 def test_metrics(live_server: LiveServer, jpeg_bytes: bytes) -> None:
     before = _metrics(live_server)
-    n_before = _sample(before["ggctl_inference_duration_seconds"],
-                       "ggctl_inference_duration_seconds_count") if (
-        "ggctl_inference_duration_seconds" in before) else 0
+    n_before = (
+        _sample(
+            before["ggctl_inference_duration_seconds"], "ggctl_inference_duration_seconds_count"
+        )
+        if ("ggctl_inference_duration_seconds" in before)
+        else 0
+    )
     assert live_server.predict(jpeg_bytes).status_code == 200
     assert live_server.get("/test").status_code == 200
     assert live_server.post("/predict").status_code == 400
@@ -207,25 +218,39 @@ def test_metrics(live_server: LiveServer, jpeg_bytes: bytes) -> None:
     inf = m["ggctl_inference_duration_seconds"]
     assert _sample(inf, "ggctl_inference_duration_seconds_count") >= n_before + 2
     assert _sample(inf, "ggctl_inference_duration_seconds_bucket", le="+Inf") == _sample(
-        inf, "ggctl_inference_duration_seconds_count")
+        inf, "ggctl_inference_duration_seconds_count"
+    )
     assert _sample(inf, "ggctl_inference_duration_seconds_sum") > 0
     assert "ggctl_preprocess_duration_seconds" in m
 
     req = m["ggctl_http_request_duration_seconds"]
     for route in ("/predict", "/test"):
         assert _sample(req, "ggctl_http_request_duration_seconds_count", route=route) >= 1
-        assert _sample(req, "ggctl_http_request_duration_seconds_bucket", route=route,
-                       le="+Inf") >= 1
+        assert (
+            _sample(req, "ggctl_http_request_duration_seconds_bucket", route=route, le="+Inf") >= 1
+        )
     total = m["ggctl_http_requests"]
-    assert _sample(total, "ggctl_http_requests_total", method="POST", route="/predict",
-                   status="200") >= 1
-    assert _sample(total, "ggctl_http_requests_total", method="POST", route="/predict",
-                   status="400") >= 1
+    assert (
+        _sample(total, "ggctl_http_requests_total", method="POST", route="/predict", status="200")
+        >= 1
+    )
+    assert (
+        _sample(total, "ggctl_http_requests_total", method="POST", route="/predict", status="400")
+        >= 1
+    )
 
     # The /metrics request itself is in flight while it renders.
     assert _sample(m["ggctl_inflight_requests"], "ggctl_inflight_requests") >= 1
-    assert _sample(m["ggctl_model_info"], "ggctl_model_info",
-                   name="mobilenetv2-demo-untrained", classes="11", input="224x224") == 1
+    assert (
+        _sample(
+            m["ggctl_model_info"],
+            "ggctl_model_info",
+            name="mobilenetv2-demo-untrained",
+            classes="11",
+            input="224x224",
+        )
+        == 1
+    )
 
 
 def test_inflight_returns_to_zero_after_errors(live_server: LiveServer) -> None:
@@ -234,8 +259,7 @@ def test_inflight_returns_to_zero_after_errors(live_server: LiveServer) -> None:
         live_server.get("/nope")
         live_server.request("DELETE", "/predict")
     # Only the /metrics request itself may be in flight.
-    assert _sample(_metrics(live_server)["ggctl_inflight_requests"],
-                   "ggctl_inflight_requests") == 1
+    assert _sample(_metrics(live_server)["ggctl_inflight_requests"], "ggctl_inflight_requests") == 1
 
 
 # --------------------------------------------------------------------------- bad input
@@ -250,8 +274,9 @@ def test_no_file_field(live_server: LiveServer) -> None:
 
 def test_not_an_image(live_server: LiveServer) -> None:
     check_json_error(live_server.predict(b"hello, I am text", "a.jpg"), 400, "not an image")
-    check_json_error(live_server.predict(b"%PDF-1.4\n" + os.urandom(2000), "a.pdf",
-                                         "application/pdf"), 400)
+    check_json_error(
+        live_server.predict(b"%PDF-1.4\n" + os.urandom(2000), "a.pdf", "application/pdf"), 400
+    )
 
 
 def test_empty_file(live_server: LiveServer) -> None:
@@ -277,8 +302,9 @@ def test_header_only_png(live_server: LiveServer) -> None:
 
 def _png(width: int, height: int, idat: bytes, bit_depth: int = 1, color_type: int = 0) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
@@ -328,8 +354,13 @@ def test_wrong_method(live_server: LiveServer) -> None:
     r = live_server.get("/predict")
     check_json_error(r, 405)
     assert "POST" in r.headers["Allow"]
-    for method, path in (("POST", "/"), ("PUT", "/predict"), ("DELETE", "/test"),
-                         ("POST", "/healthz"), ("POST", "/metrics")):
+    for method, path in (
+        ("POST", "/"),
+        ("PUT", "/predict"),
+        ("DELETE", "/test"),
+        ("POST", "/healthz"),
+        ("POST", "/metrics"),
+    ):
         assert live_server.request(method, path).status_code == 405, (method, path)
 
 
@@ -349,17 +380,24 @@ def test_upload_limit(start_server, demo_model: Path) -> None:
         # Chunked upload: no Content-Length to refuse early. The server answers 413 as soon
         # as the limit is passed and closes; a client still sending may see the close first.
         try:
-            r = srv.post("/predict", data=iter([b"x" * 65536] * 40),
-                         headers={"Content-Type": "multipart/form-data; boundary=b"})
+            r = srv.post(
+                "/predict",
+                data=iter([b"x" * 65536] * 40),
+                headers={"Content-Type": "multipart/form-data; boundary=b"},
+            )
             assert r.status_code == 413, r.text[:300]
         except requests.ConnectionError:
             pass
         with socket.create_connection((HOST, int(srv.base_url.rsplit(":", 1)[1])), 10) as s:
-            body = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n"
+            body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\n'
             body += b"x" * 1_200_000
-            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                      b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
-                      + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+            s.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+                + b"%x\r\n" % len(body)
+                + body
+                + b"\r\n0\r\n\r\n"
+            )
             s.settimeout(10)
             assert s.recv(4096).startswith(b"HTTP/1.1 413 "), "chunked over-limit upload"
         assert srv.predict(small).status_code == 200
@@ -408,13 +446,11 @@ FORMATS = {
     "png-16bit-gray": (lambda: image_bytes("PNG", mode="I;16"), "image/png"),
     "jpeg-cmyk": (_cmyk_jpeg, "image/jpeg"),
     "jpeg-grayscale": (lambda: image_bytes("JPEG", mode="L", quality=85), "image/jpeg"),
-    "jpeg-progressive": (lambda: image_bytes("JPEG", progressive=True, quality=80),
-                         "image/jpeg"),
+    "jpeg-progressive": (lambda: image_bytes("JPEG", progressive=True, quality=80), "image/jpeg"),
     "jpeg-exif-rotated": (_exif_rotated_jpeg, "image/jpeg"),
     "jpeg-large-1280": (lambda: image_bytes("JPEG", (1280, 1280)), "image/jpeg"),
     "webp": (lambda: image_bytes("WEBP", quality=80), "image/webp"),
-    "webp-lossless-alpha": (lambda: image_bytes("WEBP", mode="RGBA", lossless=True),
-                            "image/webp"),
+    "webp-lossless-alpha": (lambda: image_bytes("WEBP", mode="RGBA", lossless=True), "image/webp"),
     "gif": (lambda: image_bytes("GIF"), "image/gif"),
     "bmp": (lambda: image_bytes("BMP"), "image/bmp"),
     "tiff": (lambda: image_bytes("TIFF"), "image/tiff"),
@@ -450,14 +486,16 @@ def test_uploads_never_touch_disk(start_server, demo_model: Path, tmp_path: Path
         at_start = srv.written_files()
         # The hook sees the worker's own files, so an empty list after uploads means something.
         assert any("tempfile.mkstemp" in line for line in at_start), at_start
-        for data, name in ((big, "../../etc/evil.png"), (image_bytes("JPEG", (2000, 1500)),
-                                                         "photo.jpg")):
+        for data, name in (
+            (big, "../../etc/evil.png"),
+            (image_bytes("JPEG", (2000, 1500)), "photo.jpg"),
+        ):
             r = srv.post("/predict", files={"file": (name, data, "image/png")})
             assert r.status_code == 200, r.text
         r = srv.post("/predict", files={"file": ("x.png", big + b"\0" * 3_000_000)})
         assert r.status_code == 200, r.text
         after = srv.written_files()
-        assert after == at_start, f"the server wrote files during uploads: {after[len(at_start):]}"
+        assert after == at_start, f"the server wrote files during uploads: {after[len(at_start) :]}"
         assert list(tmpdir.iterdir()) == []
         assert not any(p.name.endswith((".png", ".jpg")) for p in srv.workdir.rglob("*"))
 
@@ -467,6 +505,7 @@ def test_werkzeug_keeps_uploads_in_memory(demo_model: Path, monkeypatch) -> None
     import tempfile
 
     from flask import request
+
     from ggctl.app import create_app
 
     app = create_app(demo_model, warmup=False)
@@ -483,8 +522,7 @@ def test_werkzeug_keeps_uploads_in_memory(demo_model: Path, monkeypatch) -> None
         monkeypatch.setattr(tempfile, name, no_disk)
         monkeypatch.setattr(f"werkzeug.formparser.{name}", no_disk, raising=False)
     payload = os.urandom(5_000_000)
-    r = app.test_client().post("/_stream_type",
-                               data={"file": (io.BytesIO(payload), "x.jpg")})
+    r = app.test_client().post("/_stream_type", data={"file": (io.BytesIO(payload), "x.jpg")})
     assert r.status_code == 200, r.data[:300]
     assert r.json == {"type": "BytesIO", "size": len(payload)}
 
@@ -500,9 +538,16 @@ def _imagenet(v: float, c: int) -> float:
 def probe_server(start_server, tmp_path_factory):
     """An NCHW model with ImageNet mean/std, its metadata in a sidecar `model.onnx.json`."""
     path = tmp_path_factory.mktemp("probe") / "model.onnx"
-    side = json.loads(ModelMeta.imagenet(
-        class_names=PROBE_CLASSES, input_height=32, input_width=32, layout="NCHW",
-        name="probe-imagenet", resample="bilinear").to_json())
+    side = json.loads(
+        ModelMeta.imagenet(
+            class_names=PROBE_CLASSES,
+            input_height=32,
+            input_width=32,
+            layout="NCHW",
+            name="probe-imagenet",
+            resample="bilinear",
+        ).to_json()
+    )
     make_probe_model(path, layout="NCHW", size=32, sidecar=side)
     with start_server(path) as srv:
         yield srv
@@ -522,8 +567,7 @@ def test_imagenet_nchw_model_info(probe_server: LiveServer) -> None:
 
 
 @pytest.mark.parametrize("rgb", [(255, 128, 0), (10, 200, 90), (0, 0, 0)])
-def test_imagenet_nchw_normalisation(probe_server: LiveServer, rgb: tuple[int, int, int]
-                                     ) -> None:
+def test_imagenet_nchw_normalisation(probe_server: LiveServer, rgb: tuple[int, int, int]) -> None:
     r = probe_server.predict(solid_image(rgb, (50, 70)), "x.png", "image/png")
     assert r.status_code == 200, r.text
     s = _scores(r.json())
@@ -553,15 +597,19 @@ def test_exif_orientation_is_applied(probe_server: LiveServer) -> None:
     assert s["bottom"] == pytest.approx(black, abs=0.15), s
 
 
-@pytest.mark.parametrize(("mode", "color", "fmt"), [
-    ("L", 100, "PNG"),
-    ("LA", (100, 0), "PNG"),  # fully transparent: the stored colour is what remains
-    ("RGBA", (255, 128, 0, 255), "PNG"),
-    ("P", None, "PNG"),
-    ("RGB", (255, 128, 0), "WEBP"),
-])
-def test_colour_modes_reach_the_model_as_rgb(probe_server: LiveServer, mode: str, color,
-                                             fmt: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "color", "fmt"),
+    [
+        ("L", 100, "PNG"),
+        ("LA", (100, 0), "PNG"),  # fully transparent: the stored colour is what remains
+        ("RGBA", (255, 128, 0, 255), "PNG"),
+        ("P", None, "PNG"),
+        ("RGB", (255, 128, 0), "WEBP"),
+    ],
+)
+def test_colour_modes_reach_the_model_as_rgb(
+    probe_server: LiveServer, mode: str, color, fmt: str
+) -> None:
     if mode == "P":
         img = Image.new("RGB", (40, 40), (255, 128, 0)).quantize(4)
         expect = img.convert("RGB").getpixel((0, 0))
@@ -593,10 +641,17 @@ def test_16bit_png_is_scaled_not_clipped(probe_server: LiveServer) -> None:
 def test_embedded_metadata_logits_model(start_server, tmp_path: Path) -> None:
     """NCHW, ImageNet mean/std, logits output, 4 classes: the service applies softmax."""
     classes = ("pizza", "sushi", "soup", "salad")
-    meta = ModelMeta.imagenet(class_names=classes, input_height=64, input_width=64,
-                              layout="NCHW", output="logits", name="logits-4")
-    path = make_linear_model(tmp_path / "m.onnx", num_classes=4, size=64, layout="NCHW",
-                             softmax=False, meta=meta)
+    meta = ModelMeta.imagenet(
+        class_names=classes,
+        input_height=64,
+        input_width=64,
+        layout="NCHW",
+        output="logits",
+        name="logits-4",
+    )
+    path = make_linear_model(
+        tmp_path / "m.onnx", num_classes=4, size=64, layout="NCHW", softmax=False, meta=meta
+    )
     with start_server(path) as srv:
         info = srv.get("/info").json()
         assert info["metadata_source"] == "onnx metadata"
@@ -630,9 +685,22 @@ def test_service_sets_no_telemetry_files(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
     # Any upload attempt goes to a closed port on 127.0.0.1, never out.
     proxy = "http://127.0.0.1:9"
-    env.update(TMPDIR=str(tmpdir), HOME=str(home), https_proxy=proxy, HTTPS_PROXY=proxy,
-               http_proxy=proxy, HTTP_PROXY=proxy, ALL_PROXY=proxy, all_proxy=proxy)
-    subprocess.run([sys.executable, "-c", "import ggctl.app.inference"], env=env, check=True,
-                   timeout=60, cwd=tmp_path)
+    env.update(
+        TMPDIR=str(tmpdir),
+        HOME=str(home),
+        https_proxy=proxy,
+        HTTPS_PROXY=proxy,
+        http_proxy=proxy,
+        HTTP_PROXY=proxy,
+        ALL_PROXY=proxy,
+        all_proxy=proxy,
+    )
+    subprocess.run(
+        [sys.executable, "-c", "import ggctl.app.inference"],
+        env=env,
+        check=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     written = [str(p) for p in tmp_path.rglob("*") if p.is_file()]
     assert written == [], written

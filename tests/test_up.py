@@ -39,8 +39,9 @@ def steps(out: str) -> dict[str, str]:
     """step → result, from the table `up` prints."""
     found = {}
     for line in out.splitlines():
-        m = re.search(r"\b(reserve|cluster|build|deploy)\s*[│|]\s*(ran|skipped|failed|pending)",
-                      line)
+        m = re.search(
+            r"\b(reserve|cluster|build|deploy)\s*[│|]\s*(ran|skipped|failed|pending)", line
+        )
         if m:
             found[m[1]] = m[2]
     return found
@@ -50,8 +51,9 @@ def seed_cluster(state: Path, kubeconfig: Path) -> None:
     """What a successful `ggctl cluster` leaves: the marker and the kubeconfig."""
     state.mkdir(parents=True, exist_ok=True)
     shutil.copy(kubeconfig, state / "kubeconfig")
-    StateDir(state).write("cluster", {"finished": "20250101T000000Z",
-                                      "kubeconfig": str(state / "kubeconfig")})
+    StateDir(state).write(
+        "cluster", {"finished": "20250101T000000Z", "kubeconfig": str(state / "kubeconfig")}
+    )
 
 
 @pytest.fixture
@@ -66,13 +68,25 @@ def env(fake_cloud, fake_k8s, monkeypatch, tmp_path):
     state = tmp_path / "state"
     seed_cluster(state, fake_k8s.kubeconfig_path)
     model = make_linear_model(tmp_path / "food11.onnx", size=32)
-    argv = ["--state-dir", str(state), "up", "--os-cloud", "fake", "--key", str(make_key(tmp_path)),
-            "--strategy", "hpa", "--model", str(model)]
+    argv = [
+        "--state-dir",
+        str(state),
+        "up",
+        "--os-cloud",
+        "fake",
+        "--key",
+        str(make_key(tmp_path)),
+        "--strategy",
+        "hpa",
+        "--model",
+        str(model),
+    ]
     return argv, state, node, model
 
 
 def test_up_from_nothing_resumes_after_a_failure_then_skips_everything_and_down_cleans(
-        fake_cloud, fake_k8s, env, capsys, monkeypatch):
+    fake_cloud, fake_k8s, env, capsys, monkeypatch
+):
     argv, state, node, model = env
     tag = build_context(model).tag
     image = f"node-0:5000/ml-app:{tag}"
@@ -91,8 +105,12 @@ def test_up_from_nothing_resumes_after_a_failure_then_skips_everything_and_down_
     monkeypatch.delenv("FAKE_BUILDCTL_FAIL")
     code, out, err = run(argv, capsys)
     assert code == 0, err
-    assert steps(out) == {"reserve": "skipped", "cluster": "skipped", "build": "ran",
-                          "deploy": "ran"}
+    assert steps(out) == {
+        "reserve": "skipped",
+        "cluster": "skipped",
+        "build": "ran",
+        "deploy": "ran",
+    }
     provision = json.loads((state / "provision.json").read_text())
     assert f"http://{provision['floating_ip']}:32000/" in out
     assert json.loads((state / "build.json").read_text())["image"] == image
@@ -101,8 +119,7 @@ def test_up_from_nothing_resumes_after_a_failure_then_skips_everything_and_down_
     assert (deployed["strategy"], deployed["image"]) == ("hpa", image)
     [deployment] = fake_k8s.list("Deployment", "default")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
-    assert {h["metadata"]["name"] for h in fake_k8s.list("HorizontalPodAutoscaler",
-                                                         "default")}
+    assert {h["metadata"]["name"] for h in fake_k8s.list("HorizontalPodAutoscaler", "default")}
 
     # 3. Again: every step skipped, nothing asked of the cloud's write API, nothing built.
     before, asked = len(mutations(fake_cloud)), len(node.curls())
@@ -117,13 +134,16 @@ def test_up_from_nothing_resumes_after_a_failure_then_skips_everything_and_down_
     # 4. Another strategy: only deploy runs.
     code, out, err = run([*argv[:-4], "--strategy", "k8s", *argv[-2:]], capsys)
     assert code == 0, err
-    assert steps(out) == {"reserve": "skipped", "cluster": "skipped", "build": "skipped",
-                          "deploy": "ran"}
+    assert steps(out) == {
+        "reserve": "skipped",
+        "cluster": "skipped",
+        "build": "skipped",
+        "deploy": "ran",
+    }
     assert fake_k8s.list("HorizontalPodAutoscaler", "default") == []
 
     # 5. down: nothing left in the cloud, and no record that would make the next up skip.
-    code, out, err = run(["--state-dir", str(state), "down", "--os-cloud", "fake", "--yes"],
-                         capsys)
+    code, out, err = run(["--state-dir", str(state), "down", "--os-cloud", "fake", "--yes"], capsys)
     assert code == 0, err
     assert held(fake_cloud) == {}
     for name in (*FOLLOWERS, "provision.json", "ssh_config"):
@@ -132,11 +152,22 @@ def test_up_from_nothing_resumes_after_a_failure_then_skips_everything_and_down_
 
 def test_down_dry_run_changes_nothing(fake_cloud, env, capsys):
     argv, state, _node, _model = env
-    code, _out, err = run(["--state-dir", str(state), "reserve", "--os-cloud", "fake",
-                           "--key", argv[argv.index("--key") + 1]], capsys)
+    code, _out, err = run(
+        [
+            "--state-dir",
+            str(state),
+            "reserve",
+            "--os-cloud",
+            "fake",
+            "--key",
+            argv[argv.index("--key") + 1],
+        ],
+        capsys,
+    )
     assert code == 0, err
-    code, _out, err = run(["--state-dir", str(state), "down", "--os-cloud", "fake",
-                           "--dry-run"], capsys)
+    code, _out, err = run(
+        ["--state-dir", str(state), "down", "--os-cloud", "fake", "--dry-run"], capsys
+    )
     assert code == 0, err
     assert held(fake_cloud) == FULL and (state / "cluster.json").exists()
 
@@ -188,7 +219,8 @@ def test_kubeconfig_server_follows_the_current_context(tmp_path):
         "apiVersion: v1\nclusters:\n"
         "- {name: a, cluster: {server: 'https://10.0.0.1:6443'}}\n"
         "- {name: b, cluster: {server: 'https://127.0.0.1:16443'}}\n"
-        "contexts:\n- {name: x, context: {cluster: b, user: u}}\ncurrent-context: x\n")
+        "contexts:\n- {name: x, context: {cluster: b, user: u}}\ncurrent-context: x\n"
+    )
     assert kubeconfig_server(path) == "https://127.0.0.1:16443"
     assert kubeconfig_server(tmp_path / "missing") is None
 
@@ -205,8 +237,10 @@ while True:
 """
 
 
-@pytest.mark.skipif(shutil.which("ansible-inventory", path=str(Path(sys.executable).parent))
-                    is None, reason="ansible-core not installed here")
+@pytest.mark.skipif(
+    shutil.which("ansible-inventory", path=str(Path(sys.executable).parent)) is None,
+    reason="ansible-core not installed here",
+)
 def test_deploy_goes_through_a_tunnel_only_for_our_kubeconfig(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -219,14 +253,20 @@ def test_deploy_goes_through_a_tunnel_only_for_our_kubeconfig(tmp_path, monkeypa
     inventory = APP_DIR.parent / "playbooks" / "inventory.example.yml"
     kubeconfig = tmp_path / "kubeconfig"
 
-    kubeconfig.write_text(f"clusters:\n- name: c\n  cluster: {{server: 'https://10.1.1.1:{port}'}}\n")
+    kubeconfig.write_text(
+        f"clusters:\n- name: c\n  cluster: {{server: 'https://10.1.1.1:{port}'}}\n"
+    )
     with api_access(settings, StateDir(tmp_path), inventory):
         assert port_free(port)  # not ours: no tunnel
     assert not (tmp_path / "tunnel.log").exists()
 
-    kubeconfig.write_text(f"clusters:\n- name: c\n  cluster: {{server: 'https://127.0.0.1:{port}'}}\n")
-    with api_access(settings, StateDir(tmp_path), inventory), \
-            socket.create_connection(("127.0.0.1", port), 2) as conn:
+    kubeconfig.write_text(
+        f"clusters:\n- name: c\n  cluster: {{server: 'https://127.0.0.1:{port}'}}\n"
+    )
+    with (
+        api_access(settings, StateDir(tmp_path), inventory),
+        socket.create_connection(("127.0.0.1", port), 2) as conn,
+    ):
         assert conn.recv(8) == b"api"
     assert port_free(port)  # closed with the block
     assert f"127.0.0.1:{port}:127.0.0.1:6443" in (tmp_path / "tunnel.log").read_text()

@@ -668,6 +668,7 @@ class Controllers:
             cstatus["containerID"] = (
                 f"containerd://{hashlib.sha256((uid + str(sim.restarts)).encode()).hexdigest()}"
             )
+
         def cond(type_: str, ok: bool, at: float | None) -> Obj:
             return {
                 "type": type_,

@@ -57,7 +57,7 @@ class Clock:
     def __init__(self, speed: float = 1.0):
         self.speed = speed
         self._t0 = time.monotonic()
-        self._wall0 = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        self._wall0 = dt.datetime.now(dt.UTC).replace(microsecond=0)
         self.offset = 0.0  # cluster seconds added by advance()
 
     def now(self) -> float:

@@ -16,18 +16,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
     ap.add_argument("--clouds-yaml", help="write a clouds.yaml with the cloud 'fake' here")
     ap.add_argument("--user", default="alice", choices=["alice", "bob"])
-    ap.add_argument("--build-polls", type=int, default=1,
-                    help="GETs a server stays in BUILD before ACTIVE")
+    ap.add_argument(
+        "--build-polls", type=int, default=1, help="GETs a server stays in BUILD before ACTIVE"
+    )
     args = ap.parse_args(argv)
     cloud = FakeCloud(port=args.port)
     cloud.world.settings.server_build_polls = args.build_polls
     with cloud:
-        print(f"fake OpenStack at {cloud.url} (auth {cloud.auth_url}, project {PROJECT})",
-              flush=True)
+        print(
+            f"fake OpenStack at {cloud.url} (auth {cloud.auth_url}, project {PROJECT})", flush=True
+        )
         if args.clouds_yaml:
             cloud.clouds_yaml(args.clouds_yaml, user=args.user)
-            print(f"wrote {args.clouds_yaml}: OS_CLIENT_CONFIG_FILE={args.clouds_yaml} "
-                  f"OS_CLOUD=fake", flush=True)
+            print(
+                f"wrote {args.clouds_yaml}: OS_CLIENT_CONFIG_FILE={args.clouds_yaml} OS_CLOUD=fake",
+                flush=True,
+            )
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -42,19 +42,35 @@ DEFAULT_CAPACITY = 20
 def render_error(err: ApiError) -> Reply:
     """Blazar's error body."""
     if err.status == 401:
-        return Reply(401, {"error": {"code": 401, "title": "Unauthorized",
-                                     "message": err.message}}, err.headers)
+        return Reply(
+            401,
+            {"error": {"code": 401, "title": "Unauthorized", "message": err.message}},
+            err.headers,
+        )
     name = "INTERNAL_SERVER_ERROR" if err.status >= 500 else err.status
-    return Reply(err.status, {"error_code": err.status, "error_message": err.message,
-                              "error_name": name}, err.headers)
+    return Reply(
+        err.status,
+        {"error_code": err.status, "error_message": err.message, "error_name": name},
+        err.headers,
+    )
 
 
 router = Router("reservation", render_error)
 
 
 def _versions(ctx: Ctx) -> Reply:
-    return Reply(300, {"versions": [{"id": "v1.0", "status": "CURRENT", "links": [
-        {"href": ctx.service_url + "/v1", "rel": "self"}]}]})
+    return Reply(
+        300,
+        {
+            "versions": [
+                {
+                    "id": "v1.0",
+                    "status": "CURRENT",
+                    "links": [{"href": ctx.service_url + "/v1", "rel": "self"}],
+                }
+            ]
+        },
+    )
 
 
 @router.route("GET", "/", auth=False)
@@ -92,12 +108,23 @@ def _activate(world: World, lease: dict) -> None:
     for res in lease["reservations"]:
         base = world.table("flavors")[res["flavor_id"]]
         rid = res["id"]
-        world.add("flavors", nova.new_flavor(
-            _reserved_flavor_id(res), f"reservation:{rid}", base["vcpus"], base["ram"],
-            base["disk"], {"aggregate_instance_extra_specs:reservation": rid,
-                           f"resources:CUSTOM_RESERVATION_{rid.upper().replace('-', '_')}": "1"},
-            public=False, access=[lease["project_id"]]) | {"_project_id": lease["project_id"],
-                                                          "_user_id": lease["user_id"]})
+        world.add(
+            "flavors",
+            nova.new_flavor(
+                _reserved_flavor_id(res),
+                f"reservation:{rid}",
+                base["vcpus"],
+                base["ram"],
+                base["disk"],
+                {
+                    "aggregate_instance_extra_specs:reservation": rid,
+                    f"resources:CUSTOM_RESERVATION_{rid.upper().replace('-', '_')}": "1",
+                },
+                public=False,
+                access=[lease["project_id"]],
+            )
+            | {"_project_id": lease["project_id"], "_user_id": lease["user_id"]},
+        )
         res.update(status="active", updated_at=now)
     lease.update(status="ACTIVE", updated_at=now)
     lease["events"][0].update(status="DONE")
@@ -115,8 +142,10 @@ def _release(world: World, lease: dict) -> None:
 def _advance(world: World, lease: dict) -> None:
     """One poll of the lease's clock."""
     now = utcnow()
-    if lease["status"] in ("ACTIVE", "PENDING", "STARTING") and \
-            datetime.strptime(lease["end_date"], LEASE_FMT) <= now:
+    if (
+        lease["status"] in ("ACTIVE", "PENDING", "STARTING")
+        and datetime.strptime(lease["end_date"], LEASE_FMT) <= now
+    ):
         _release(world, lease)
         lease.update(status="TERMINATED", updated_at=now.strftime(CREATED_FMT))
         lease["events"][1].update(status="DONE")
@@ -129,8 +158,9 @@ def _advance(world: World, lease: dict) -> None:
         lease["_polls"] -= 1
         return
     if lease["_fate"] == "ERROR":
-        lease.update(status="ERROR", status_reason=lease["_message"],
-                     updated_at=now.strftime(CREATED_FMT))
+        lease.update(
+            status="ERROR", status_reason=lease["_message"], updated_at=now.strftime(CREATED_FMT)
+        )
         for res in lease["reservations"]:
             res["status"] = "error"
         lease["events"][0].update(status="ERROR")
@@ -146,8 +176,9 @@ def _in_use(world: World, flavor_id: str, start: datetime, end: datetime) -> int
         s = datetime.strptime(lease["start_date"], LEASE_FMT)
         e = datetime.strptime(lease["end_date"], LEASE_FMT)
         if s < end and start < e:
-            total += sum(int(r["amount"]) for r in lease["reservations"]
-                         if r["flavor_id"] == flavor_id)
+            total += sum(
+                int(r["amount"]) for r in lease["reservations"] if r["flavor_id"] == flavor_id
+            )
     return total
 
 
@@ -165,8 +196,11 @@ def _check_reservation(ctx: Ctx, req: dict, start: datetime, end: datetime) -> d
         raise ApiError(400, "amount must be a positive integer")
     capacity = CAPACITY.get(flavor["name"], DEFAULT_CAPACITY)
     if _in_use(ctx.world, flavor["id"], start, end) + amount > capacity:
-        raise ApiError(409, f"Not enough resources available with query "
-                            f"{{'flavor_id': '{flavor['id']}', 'amount': {amount}}}")
+        raise ApiError(
+            409,
+            f"Not enough resources available with query "
+            f"{{'flavor_id': '{flavor['id']}', 'amount': {amount}}}",
+        )
     return {"flavor_id": flavor["id"], "amount": amount, "affinity": req.get("affinity")}
 
 
@@ -193,29 +227,59 @@ def create_lease(ctx: Ctx) -> Reply:
         raise ApiError(400, "No reservations provided")
     world = ctx.world
     with world.lock:
-        if any(lease["name"] == name and lease["project_id"] == ctx.project_id
-               for lease in world.table("leases").values()):
+        if any(
+            lease["name"] == name and lease["project_id"] == ctx.project_id
+            for lease in world.table("leases").values()
+        ):
             raise ApiError(409, f"The lease with name: {name} already exists")
         checked = [_check_reservation(ctx, r, start, end) for r in reservations]
         lease_id, created = new_id(), now.strftime(CREATED_FMT)
         fate = ctx.faults.take_lease_fate(name) if ctx.faults else None
         lease = {
-            "id": lease_id, "name": name, "start_date": start.strftime(LEASE_FMT),
-            "end_date": end.strftime(LEASE_FMT), "created_at": created, "updated_at": None,
-            "status": "PENDING", "degraded": False, "user_id": ctx.user_id,
-            "project_id": ctx.project_id, "trust_id": new_id().replace("-", ""),
-            "reservations": [{
-                "id": new_id(), "lease_id": lease_id, "resource_id": new_id(),
-                "resource_type": "flavor:instance", "status": "pending",
-                "missing_resources": False, "resources_changed": False,
-                "created_at": created, "updated_at": None, **r} for r in checked],
+            "id": lease_id,
+            "name": name,
+            "start_date": start.strftime(LEASE_FMT),
+            "end_date": end.strftime(LEASE_FMT),
+            "created_at": created,
+            "updated_at": None,
+            "status": "PENDING",
+            "degraded": False,
+            "user_id": ctx.user_id,
+            "project_id": ctx.project_id,
+            "trust_id": new_id().replace("-", ""),
+            "reservations": [
+                {
+                    "id": new_id(),
+                    "lease_id": lease_id,
+                    "resource_id": new_id(),
+                    "resource_type": "flavor:instance",
+                    "status": "pending",
+                    "missing_resources": False,
+                    "resources_changed": False,
+                    "created_at": created,
+                    "updated_at": None,
+                    **r,
+                }
+                for r in checked
+            ],
             "events": [
-                {"id": new_id(), "lease_id": lease_id, "event_type": et, "time": t,
-                 "status": "UNDONE", "created_at": created, "updated_at": None}
-                for et, t in (("start_lease", start.strftime(LEASE_FMT)),
-                              ("end_lease", end.strftime(LEASE_FMT)))],
+                {
+                    "id": new_id(),
+                    "lease_id": lease_id,
+                    "event_type": et,
+                    "time": t,
+                    "status": "UNDONE",
+                    "created_at": created,
+                    "updated_at": None,
+                }
+                for et, t in (
+                    ("start_lease", start.strftime(LEASE_FMT)),
+                    ("end_lease", end.strftime(LEASE_FMT)),
+                )
+            ],
             "_polls": world.settings.lease_start_polls,
-            "_fate": fate[0] if fate else "ACTIVE", "_message": fate[1] if fate else "",
+            "_fate": fate[0] if fate else "ACTIVE",
+            "_message": fate[1] if fate else "",
             **ctx.owner(),
         }
         world.add("leases", lease)
@@ -226,8 +290,11 @@ def create_lease(ctx: Ctx) -> Reply:
 def list_leases(ctx: Ctx) -> Reply:
     """The project's leases (each listing is a poll of their clocks)."""
     with ctx.world.lock:
-        leases = [lease for lease in ctx.world.table("leases").values()
-                  if lease["project_id"] == ctx.project_id]
+        leases = [
+            lease
+            for lease in ctx.world.table("leases").values()
+            if lease["project_id"] == ctx.project_id
+        ]
         for lease in leases:
             _advance(ctx.world, lease)
         return Reply(200, {"leases": [public(lease) for lease in leases]})
@@ -250,8 +317,9 @@ def update_lease(ctx: Ctx, lease_id: str) -> Reply:
         lease = _visible(ctx, lease_id)
         _advance(ctx.world, lease)
         if lease["status"] in ("TERMINATED", "ERROR"):
-            raise ApiError(409, f"Lease {lease_id} is in status {lease['status']} and "
-                                f"cannot be updated")
+            raise ApiError(
+                409, f"Lease {lease_id} is in status {lease['status']} and cannot be updated"
+            )
         if "end_date" in body:
             end = _parse(body["end_date"], "end")
             start = datetime.strptime(lease["start_date"], LEASE_FMT)

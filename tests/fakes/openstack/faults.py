@@ -98,8 +98,16 @@ class Faults:
         call changes nothing; ``after=True`` lets it take effect first (the reply is lost
         or is an error anyway, as with a gateway timeout). Returns the rule; its ``calls``
         and ``fired`` count what it saw. Logged with status 0 when dropped."""
-        rule = Rule(method.upper(), re.compile(path), status, nth, times, drop, after,
-                    message or DEFAULT_MESSAGES.get(status, "Injected fault."))
+        rule = Rule(
+            method.upper(),
+            re.compile(path),
+            status,
+            nth,
+            times,
+            drop,
+            after,
+            message or DEFAULT_MESSAGES.get(status, "Injected fault."),
+        )
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -141,7 +149,9 @@ class Faults:
         self._lease("PENDING", name, "", count)
 
     def lease_error(
-        self, name: str = ".*", message: str = "Lease failed to start (injected fault).",
+        self,
+        name: str = ".*",
+        message: str = "Lease failed to start (injected fault).",
         count: int = 1,
     ) -> None:
         """The next ``count`` leases named like ``name`` go to ERROR instead of ACTIVE."""

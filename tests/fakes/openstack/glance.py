@@ -23,8 +23,13 @@ _NULLABLE_STR = {"type": ["null", "string"]}
 
 def render_error(err: ApiError) -> Reply:
     """Glance answers errors in plain text (webob's default page)."""
-    titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-              409: "Conflict"}
+    titles = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        409: "Conflict",
+    }
     title = titles.get(err.status, "Error")
     return Reply(err.status, f"{err.status} {title}\n\n{err.message}\n\n   ", err.headers)
 
@@ -36,24 +41,48 @@ def seed(world: World) -> None:
     """The two stock public images."""
     for iid, name, codename in IMAGES:
         digest = hashlib.sha512(name.encode()).hexdigest()
-        world.add("images", {
-            "id": iid, "name": name, "status": "active", "visibility": "public",
-            "protected": False, "os_hidden": False, "owner": "admin-project-0000000000000000",
-            "checksum": hashlib.md5(name.encode()).hexdigest(),
-            "os_hash_algo": "sha512", "os_hash_value": digest, "size": 4_621_008_896,
-            "virtual_size": None, "min_ram": 0, "min_disk": 0, "container_format": "bare",
-            "disk_format": "qcow2", "created_at": "2026-10-01T00:00:00Z",
-            "updated_at": "2026-10-01T00:00:00Z", "tags": [], "build-distro": "ubuntu",
-            "build-release": codename, "self": f"/v2/images/{iid}",
-            "file": f"/v2/images/{iid}/file", "schema": "/v2/schemas/image", "_seed": True,
-        })
+        world.add(
+            "images",
+            {
+                "id": iid,
+                "name": name,
+                "status": "active",
+                "visibility": "public",
+                "protected": False,
+                "os_hidden": False,
+                "owner": "admin-project-0000000000000000",
+                "checksum": hashlib.md5(name.encode()).hexdigest(),
+                "os_hash_algo": "sha512",
+                "os_hash_value": digest,
+                "size": 4_621_008_896,
+                "virtual_size": None,
+                "min_ram": 0,
+                "min_disk": 0,
+                "container_format": "bare",
+                "disk_format": "qcow2",
+                "created_at": "2026-10-01T00:00:00Z",
+                "updated_at": "2026-10-01T00:00:00Z",
+                "tags": [],
+                "build-distro": "ubuntu",
+                "build-release": codename,
+                "self": f"/v2/images/{iid}",
+                "file": f"/v2/images/{iid}/file",
+                "schema": "/v2/schemas/image",
+                "_seed": True,
+            },
+        )
 
 
 def _versions(ctx: Ctx) -> dict:
     out = []
     for vid, status in (("v2.9", "CURRENT"), ("v2.7", "SUPPORTED"), ("v2.0", "SUPPORTED")):
-        out.append({"id": vid, "status": status,
-                    "links": [{"rel": "self", "href": ctx.service_url + "/v2/"}]})
+        out.append(
+            {
+                "id": vid,
+                "status": status,
+                "links": [{"rel": "self", "href": ctx.service_url + "/v2/"}],
+            }
+        )
     return {"versions": out}
 
 
@@ -73,25 +102,54 @@ def image_schema() -> dict:
     """A trimmed copy of Glance's ``image`` schema: every field the fake sends, custom
     properties allowed as strings."""
     props = {
-        "id": {"type": "string"}, "name": _NULLABLE_STR,
-        "status": {"type": "string", "enum": ["queued", "saving", "active", "killed",
-                                              "deleted", "uploading", "importing",
-                                              "pending_delete", "deactivated"]},
+        "id": {"type": "string"},
+        "name": _NULLABLE_STR,
+        "status": {
+            "type": "string",
+            "enum": [
+                "queued",
+                "saving",
+                "active",
+                "killed",
+                "deleted",
+                "uploading",
+                "importing",
+                "pending_delete",
+                "deactivated",
+            ],
+        },
         "visibility": {"type": "string", "enum": ["community", "public", "private", "shared"]},
-        "protected": {"type": "boolean"}, "os_hidden": {"type": "boolean"},
-        "checksum": _NULLABLE_STR, "os_hash_algo": _NULLABLE_STR,
-        "os_hash_value": _NULLABLE_STR, "owner": _NULLABLE_STR,
-        "size": {"type": ["null", "integer"]}, "virtual_size": {"type": ["null", "integer"]},
-        "min_ram": {"type": "integer"}, "min_disk": {"type": "integer"},
-        "container_format": _NULLABLE_STR, "disk_format": _NULLABLE_STR,
-        "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+        "protected": {"type": "boolean"},
+        "os_hidden": {"type": "boolean"},
+        "checksum": _NULLABLE_STR,
+        "os_hash_algo": _NULLABLE_STR,
+        "os_hash_value": _NULLABLE_STR,
+        "owner": _NULLABLE_STR,
+        "size": {"type": ["null", "integer"]},
+        "virtual_size": {"type": ["null", "integer"]},
+        "min_ram": {"type": "integer"},
+        "min_disk": {"type": "integer"},
+        "container_format": _NULLABLE_STR,
+        "disk_format": _NULLABLE_STR,
+        "created_at": {"type": "string"},
+        "updated_at": {"type": "string"},
         "tags": {"type": "array", "items": {"type": "string", "maxLength": 255}},
-        "direct_url": {"type": "string"}, "locations": {"type": "array"},
-        "self": {"type": "string"}, "file": {"type": "string"}, "schema": {"type": "string"},
+        "direct_url": {"type": "string"},
+        "locations": {"type": "array"},
+        "self": {"type": "string"},
+        "file": {"type": "string"},
+        "schema": {"type": "string"},
     }
-    return {"name": "image", "properties": props, "additionalProperties": {"type": "string"},
-            "links": [{"rel": "self", "href": "{self}"}, {"rel": "enclosure", "href": "{file}"},
-                      {"rel": "describedby", "href": "{schema}"}]}
+    return {
+        "name": "image",
+        "properties": props,
+        "additionalProperties": {"type": "string"},
+        "links": [
+            {"rel": "self", "href": "{self}"},
+            {"rel": "enclosure", "href": "{file}"},
+            {"rel": "describedby", "href": "{schema}"},
+        ],
+    }
 
 
 @router.route("GET", "/v2/schemas/image")
@@ -103,11 +161,23 @@ def schema_image(ctx: Ctx) -> Reply:
 @router.route("GET", "/v2/schemas/images")
 def schema_images(ctx: Ctx) -> Reply:
     """The image-list schema."""
-    return Reply(200, {"name": "images", "properties": {
-        "images": {"type": "array", "items": image_schema()},
-        "schema": {"type": "string"}, "first": {"type": "string"}, "next": {"type": "string"}},
-        "links": [{"rel": "first", "href": "{first}"}, {"rel": "next", "href": "{next}"},
-                  {"rel": "describedby", "href": "{schema}"}]})
+    return Reply(
+        200,
+        {
+            "name": "images",
+            "properties": {
+                "images": {"type": "array", "items": image_schema()},
+                "schema": {"type": "string"},
+                "first": {"type": "string"},
+                "next": {"type": "string"},
+            },
+            "links": [
+                {"rel": "first", "href": "{first}"},
+                {"rel": "next", "href": "{next}"},
+                {"rel": "describedby", "href": "{schema}"},
+            ],
+        },
+    )
 
 
 @router.route("GET", "/v2/images")
@@ -122,12 +192,16 @@ def list_images(ctx: Ctx) -> Reply:
         args = ctx.args.copy()
         args["limit"] = str(limit)
         page, more = paginate(items, args)
-        body = {"images": [public(i) for i in page], "schema": "/v2/schemas/images",
-                "first": "/v2/images"}
+        body = {
+            "images": [public(i) for i in page],
+            "schema": "/v2/schemas/images",
+            "first": "/v2/images",
+        }
     if more:
         query = "&".join(f"{k}={v}" for k, v in ctx.args.items() if k not in ("marker", "limit"))
-        body["next"] = f"/v2/images?{query + '&' if query else ''}marker={page[-1]['id']}" \
-                       f"&limit={limit}"
+        body["next"] = (
+            f"/v2/images?{query + '&' if query else ''}marker={page[-1]['id']}&limit={limit}"
+        )
     return Reply(200, body)
 
 

@@ -124,14 +124,24 @@ def _issue(ctx: Ctx, user, project_id: str | None, methods: list[str], app_cred=
     return Reply(201, {"token": token}, {"X-Subject-Token": token_id})
 
 
-def issue(world: World, base_url: str, user: User, project_id: str | None,
-          methods: list[str], app_cred: str | None = None) -> tuple[str, dict]:
+def issue(
+    world: World,
+    base_url: str,
+    user: User,
+    project_id: str | None,
+    methods: list[str],
+    app_cred: str | None = None,
+) -> tuple[str, dict]:
     """Mint a token (id, body) for ``user``, scoped to ``project_id`` when given."""
     now = utcnow()
     token = {
         "methods": methods,
-        "user": {"id": user.id, "name": user.name, "domain": dict(DOMAIN),
-                 "password_expires_at": None},
+        "user": {
+            "id": user.id,
+            "name": user.name,
+            "domain": dict(DOMAIN),
+            "password_expires_at": None,
+        },
         "audit_ids": [secrets.token_urlsafe(16)],
         "issued_at": now.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
         "expires_at": (now + world.settings.token_ttl).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
@@ -141,13 +151,18 @@ def issue(world: World, base_url: str, user: User, project_id: str | None,
         token.update(
             project={"id": proj.id, "name": proj.name, "domain": dict(DOMAIN)},
             is_domain=False,
-            roles=[{"id": "member-role", "name": "member"},
-                   {"id": "reader-role", "name": "reader"}],
+            roles=[
+                {"id": "member-role", "name": "member"},
+                {"id": "reader-role", "name": "reader"},
+            ],
             catalog=catalog(base_url),
         )
     if app_cred:
-        token["application_credential"] = {"id": app_cred, "name": f"{user.name}-cred",
-                                           "restricted": False}
+        token["application_credential"] = {
+            "id": app_cred,
+            "name": f"{user.name}-cred",
+            "restricted": False,
+        }
     token_id = "gAAAA" + secrets.token_urlsafe(48)
     with world.lock:
         world.tokens[token_id] = {**token, "_expires": now + world.settings.token_ttl}
@@ -164,9 +179,14 @@ def issue_token(ctx: Ctx) -> Reply:
     if "application_credential" in methods:
         spec = identity.get("application_credential") or {}
         user = next(
-            (u for u in world.users.values()
-             if spec.get("id") == u.app_cred_id
-             or (spec.get("name") == f"{u.name}-cred" and _find_user(ctx, spec.get("user") or {}))),
+            (
+                u
+                for u in world.users.values()
+                if spec.get("id") == u.app_cred_id
+                or (
+                    spec.get("name") == f"{u.name}-cred" and _find_user(ctx, spec.get("user") or {})
+                )
+            ),
             None,
         )
         if user is None or not secrets.compare_digest(
@@ -175,8 +195,9 @@ def issue_token(ctx: Ctx) -> Reply:
             raise _unauthorized()
         if auth.get("scope"):
             raise _unauthorized("Application credentials cannot request a scope.")
-        return _issue(ctx, user, user.app_cred_project, ["application_credential"],
-                      user.app_cred_id)
+        return _issue(
+            ctx, user, user.app_cred_project, ["application_credential"], user.app_cred_id
+        )
     if "password" in methods:
         spec = (identity.get("password") or {}).get("user") or {}
         user = _find_user(ctx, spec)
@@ -209,9 +230,16 @@ def validate_token(ctx: Ctx) -> Reply:
 def _project_doc(ctx: Ctx, pid: str) -> dict:
     p = ctx.world.projects[pid]
     return {
-        "id": p.id, "name": p.name, "domain_id": DOMAIN["id"], "description": "",
-        "enabled": True, "is_domain": False, "parent_id": DOMAIN["id"], "tags": [],
-        "options": {}, "links": {"self": f"{ctx.service_url}/v3/projects/{p.id}"},
+        "id": p.id,
+        "name": p.name,
+        "domain_id": DOMAIN["id"],
+        "description": "",
+        "enabled": True,
+        "is_domain": False,
+        "parent_id": DOMAIN["id"],
+        "tags": [],
+        "options": {},
+        "links": {"self": f"{ctx.service_url}/v3/projects/{p.id}"},
     }
 
 
@@ -222,8 +250,11 @@ def get_project(ctx: Ctx, project_id: str) -> Reply:
     if project_id not in ctx.world.projects:
         raise ApiError(404, f"Could not find project: {project_id}.", "Not Found")
     if project_id not in user.projects:
-        raise ApiError(403, "You are not authorized to perform the requested action: "
-                            "identity:get_project.", "Forbidden")
+        raise ApiError(
+            403,
+            "You are not authorized to perform the requested action: identity:get_project.",
+            "Forbidden",
+        )
     return Reply(200, {"project": _project_doc(ctx, project_id)})
 
 
@@ -238,8 +269,11 @@ def _projects_of(ctx: Ctx, user_id: str) -> Reply:
 def user_projects(ctx: Ctx, user_id: str) -> Reply:
     """GET /v3/users/{id}/projects: only one's own."""
     if user_id != ctx.user_id:
-        raise ApiError(403, "You are not authorized to perform the requested action: "
-                            "identity:list_user_projects.", "Forbidden")
+        raise ApiError(
+            403,
+            "You are not authorized to perform the requested action: identity:list_user_projects.",
+            "Forbidden",
+        )
     return _projects_of(ctx, user_id)
 
 
@@ -252,4 +286,3 @@ def auth_projects(ctx: Ctx) -> Reply:
 def new_app_cred() -> tuple[str, str]:
     """A fresh (id, secret) pair shaped like Keystone's."""
     return new_id().replace("-", ""), secrets.token_urlsafe(32)
-

@@ -35,13 +35,24 @@ SHAREDNET = "sharednet1"
 
 def render_error(err: ApiError) -> Reply:
     """Neutron's error body: ``{"NeutronError": {"type", "message", "detail"}}``."""
-    kind = err.kind or {400: "BadRequest", 401: "NotAuthorized", 403: "Forbidden",
-                        404: "NotFound", 409: "Conflict"}.get(err.status, "HTTPError")
+    kind = err.kind or {
+        400: "BadRequest",
+        401: "NotAuthorized",
+        403: "Forbidden",
+        404: "NotFound",
+        409: "Conflict",
+    }.get(err.status, "HTTPError")
     if err.status == 401:  # keystonemiddleware answers before Neutron does
-        return Reply(401, {"error": {"code": 401, "title": "Unauthorized",
-                                     "message": err.message}}, err.headers)
-    return Reply(err.status, {"NeutronError": {"type": kind, "message": err.message,
-                                               "detail": ""}}, err.headers)
+        return Reply(
+            401,
+            {"error": {"code": 401, "title": "Unauthorized", "message": err.message}},
+            err.headers,
+        )
+    return Reply(
+        err.status,
+        {"NeutronError": {"type": kind, "message": err.message, "detail": ""}},
+        err.headers,
+    )
 
 
 router = Router("network", render_error)
@@ -52,30 +63,73 @@ COLLECTIONS = {
     "subnets": ("subnets", "subnet", "SubnetNotFound", "Subnet {} could not be found."),
     "ports": ("ports", "port", "PortNotFound", "Port {} could not be found."),
     "routers": ("routers", "router", "RouterNotFound", "Router {} could not be found."),
-    "floatingips": ("floatingips", "floatingip", "FloatingIPNotFound",
-                    "Floating IP {} could not be found"),
-    "security-groups": ("security_groups", "security_group", "SecurityGroupNotFound",
-                        "Security group {} does not exist"),
-    "security-group-rules": ("security_group_rules", "security_group_rule",
-                             "SecurityGroupRuleNotFound", "Security group rule {} does not exist"),
+    "floatingips": (
+        "floatingips",
+        "floatingip",
+        "FloatingIPNotFound",
+        "Floating IP {} could not be found",
+    ),
+    "security-groups": (
+        "security_groups",
+        "security_group",
+        "SecurityGroupNotFound",
+        "Security group {} does not exist",
+    ),
+    "security-group-rules": (
+        "security_group_rules",
+        "security_group_rule",
+        "SecurityGroupRuleNotFound",
+        "Security group rule {} does not exist",
+    ),
 }
-QUOTA_KEY = {"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router",
-             "floatingips": "floatingip", "security_groups": "security_group",
-             "security_group_rules": "security_group_rule"}
-EXTENSIONS = ("router", "external-net", "security-group", "port-security", "quotas",
-              "quota_details", "standard-attr-tag", "standard-attr-description",
-              "standard-attr-timestamp", "standard-attr-revisions", "fip-port-details",
-              "extraroute", "net-mtu", "binding", "allowed-address-pairs", "availability_zone",
-              "subnet_allocation", "project-id", "ext-gw-mode", "l3-ha", "dhcp_agent_scheduler")
+QUOTA_KEY = {
+    "networks": "network",
+    "subnets": "subnet",
+    "ports": "port",
+    "routers": "router",
+    "floatingips": "floatingip",
+    "security_groups": "security_group",
+    "security_group_rules": "security_group_rule",
+}
+EXTENSIONS = (
+    "router",
+    "external-net",
+    "security-group",
+    "port-security",
+    "quotas",
+    "quota_details",
+    "standard-attr-tag",
+    "standard-attr-description",
+    "standard-attr-timestamp",
+    "standard-attr-revisions",
+    "fip-port-details",
+    "extraroute",
+    "net-mtu",
+    "binding",
+    "allowed-address-pairs",
+    "availability_zone",
+    "subnet_allocation",
+    "project-id",
+    "ext-gw-mode",
+    "l3-ha",
+    "dhcp_agent_scheduler",
+)
 
 _revision = itertools.count(1)
 
 
 def _stamp(owner_project: str | None, **fields: object) -> dict:
     now = iso()
-    return {"tenant_id": owner_project or "", "project_id": owner_project or "",
-            "description": "", "tags": [], "created_at": now, "updated_at": now,
-            "revision_number": next(_revision), **fields}
+    return {
+        "tenant_id": owner_project or "",
+        "project_id": owner_project or "",
+        "description": "",
+        "tags": [],
+        "created_at": now,
+        "updated_at": now,
+        "revision_number": next(_revision),
+        **fields,
+    }
 
 
 def _touch(res: dict) -> None:
@@ -89,23 +143,46 @@ def _touch(res: dict) -> None:
 def seed(world: World) -> None:
     """``public`` and ``sharednet1`` with their subnets and an admin router, and a default
     security group per project."""
+
     def net(name: str, cidr: str, external: bool) -> dict:
-        n = world.add("networks", _stamp(ADMIN_PROJECT, id=new_id(), name=name,
-                                          status="ACTIVE", admin_state_up=True,
-                                          shared=not external, **{"router:external": external},
-                                          port_security_enabled=True, mtu=1500, subnets=[],
-                                          availability_zones=["nova"], _seed=True,
-                                          _project_id=ADMIN_PROJECT))
+        n = world.add(
+            "networks",
+            _stamp(
+                ADMIN_PROJECT,
+                id=new_id(),
+                name=name,
+                status="ACTIVE",
+                admin_state_up=True,
+                shared=not external,
+                **{"router:external": external},
+                port_security_enabled=True,
+                mtu=1500,
+                subnets=[],
+                availability_zones=["nova"],
+                _seed=True,
+                _project_id=ADMIN_PROJECT,
+            ),
+        )
         s = _new_subnet(world, n, {"name": f"{name}-subnet", "cidr": cidr}, ADMIN_PROJECT)
         s["_seed"] = True
         return n
 
     pub = net(PUBLIC, "129.114.108.0/22", True)
     shared = net(SHAREDNET, "10.56.0.0/22", False)
-    r = world.add("routers", _stamp(ADMIN_PROJECT, id=new_id(), name="sharednet1-router",
-                                    status="ACTIVE", admin_state_up=True,
-                                    external_gateway_info=None, routes=[], _seed=True,
-                                    _project_id=ADMIN_PROJECT))
+    r = world.add(
+        "routers",
+        _stamp(
+            ADMIN_PROJECT,
+            id=new_id(),
+            name="sharednet1-router",
+            status="ACTIVE",
+            admin_state_up=True,
+            external_gateway_info=None,
+            routes=[],
+            _seed=True,
+            _project_id=ADMIN_PROJECT,
+        ),
+    )
     _set_gateway(world, r, {"network_id": pub["id"]})
     _add_interface(world, r, world.table("subnets")[shared["subnets"][0]])
     for port in world.table("ports").values():
@@ -117,8 +194,13 @@ def seed(world: World) -> None:
             world.table("security_group_rules")[rule_id]["_seed"] = True
         # The default group also lets its own members talk to each other.
         for eth in ("IPv4", "IPv6"):
-            rule = _new_rule(world, sg, {"direction": "ingress", "ethertype": eth,
-                                         "remote_group_id": sg["id"]}, pid, None)
+            rule = _new_rule(
+                world,
+                sg,
+                {"direction": "ingress", "ethertype": eth, "remote_group_id": sg["id"]},
+                pid,
+                None,
+            )
             rule["_seed"] = True
 
 
@@ -146,8 +228,11 @@ def get_visible(ctx: Ctx, coll: str, res_id: str) -> dict:
 
 def _check_quota(ctx: Ctx, kind: str, extra: int = 1) -> None:
     limit = ctx.world.quota(ctx.project_id)[QUOTA_KEY[kind]]
-    used = sum(1 for r in ctx.world.table(kind).values()
-               if r.get("project_id") == ctx.project_id and not r.get("_deleted"))
+    used = sum(
+        1
+        for r in ctx.world.table(kind).values()
+        if r.get("project_id") == ctx.project_id and not r.get("_deleted")
+    )
     if limit >= 0 and used + extra > limit:
         raise ApiError(409, f"Quota exceeded for resources: ['{QUOTA_KEY[kind]}'].", "OverQuota")
 
@@ -163,25 +248,56 @@ def network_by_name(world: World, name: str) -> dict:
 @router.route("GET", "/", auth=False)
 def versions(ctx: Ctx) -> Reply:
     """Neutron's version list (clients mostly skip it and append /v2.0)."""
-    return Reply(200, {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
-        {"rel": "self", "href": ctx.service_url + "/v2.0/"}]}]})
+    return Reply(
+        200,
+        {
+            "versions": [
+                {
+                    "id": "v2.0",
+                    "status": "CURRENT",
+                    "links": [{"rel": "self", "href": ctx.service_url + "/v2.0/"}],
+                }
+            ]
+        },
+    )
 
 
 @router.route("GET", "/v2.0", auth=False)
 def v2(ctx: Ctx) -> Reply:
     """The v2.0 resource index."""
-    return Reply(200, {"resources": [
-        {"name": s, "collection": c, "links": [{"rel": "self",
-                                                "href": f"{ctx.service_url}/v2.0/{c}"}]}
-        for c, (_, s, _, _) in COLLECTIONS.items()]})
+    return Reply(
+        200,
+        {
+            "resources": [
+                {
+                    "name": s,
+                    "collection": c,
+                    "links": [{"rel": "self", "href": f"{ctx.service_url}/v2.0/{c}"}],
+                }
+                for c, (_, s, _, _) in COLLECTIONS.items()
+            ]
+        },
+    )
 
 
 @router.route("GET", "/v2.0/extensions")
 def extensions(ctx: Ctx) -> Reply:
     """The extension aliases this fake implements."""
-    return Reply(200, {"extensions": [
-        {"alias": a, "name": a, "description": a, "links": [],
-         "updated": "2021-10-06T10:00:00-00:00"} for a in EXTENSIONS]})
+    return Reply(
+        200,
+        {
+            "extensions": [
+                {
+                    "alias": a,
+                    "name": a,
+                    "description": a,
+                    "links": [],
+                    "updated": "2021-10-06T10:00:00-00:00",
+                }
+                for a in EXTENSIONS
+            ]
+        },
+    )
 
 
 @router.route("GET", "/v2.0/extensions/{alias}")
@@ -189,8 +305,18 @@ def extension(ctx: Ctx, alias: str) -> Reply:
     """One extension, or 404."""
     if alias not in EXTENSIONS:
         raise ApiError(404, f"Extension with alias {alias} does not exist", "NotFound")
-    return Reply(200, {"extension": {"alias": alias, "name": alias, "description": alias,
-                                     "links": [], "updated": "2021-10-06T10:00:00-00:00"}})
+    return Reply(
+        200,
+        {
+            "extension": {
+                "alias": alias,
+                "name": alias,
+                "description": alias,
+                "links": [],
+                "updated": "2021-10-06T10:00:00-00:00",
+            }
+        },
+    )
 
 
 def _quota_project(ctx: Ctx, project_id: str) -> str:
@@ -206,8 +332,11 @@ def quota_details(ctx: Ctx, project_id: str) -> Reply:
     limits = ctx.world.quota(pid)
     out = {}
     for kind, key in QUOTA_KEY.items():
-        used = sum(1 for r in ctx.world.table(kind).values()
-                   if r.get("project_id") == pid and not r.get("_deleted"))
+        used = sum(
+            1
+            for r in ctx.world.table(kind).values()
+            if r.get("project_id") == pid and not r.get("_deleted")
+        )
         out[key] = {"limit": limits[key], "used": used, "reserved": 0}
     return Reply(200, {"quota": out})
 
@@ -233,8 +362,12 @@ def _matches(res: dict, args) -> bool:
         if key in ("tags", "tags-any", "not-tags", "not-tags-any"):
             wanted = {t for v in values for t in v.split(",") if t}
             have = set(res.get("tags", []))
-            ok = {"tags": wanted <= have, "tags-any": bool(wanted & have),
-                  "not-tags": not wanted <= have, "not-tags-any": not wanted & have}[key]
+            ok = {
+                "tags": wanted <= have,
+                "tags-any": bool(wanted & have),
+                "not-tags": not wanted <= have,
+                "not-tags-any": not wanted & have,
+            }[key]
             if not ok:
                 return False
             continue
@@ -268,14 +401,21 @@ def list_resources(ctx: Ctx, coll: str) -> Reply:
     """List one collection with Neutron's filters (any field, tags*, fixed_ips) and paging."""
     kind, _, _, _ = _coll(coll)
     with ctx.world.lock:
-        items = [r for r in ctx.world.table(kind).values()
-                 if _visible(r, ctx, kind) and _matches(r, ctx.args)]
+        items = [
+            r
+            for r in ctx.world.table(kind).values()
+            if _visible(r, ctx, kind) and _matches(r, ctx.args)
+        ]
         page, more = paginate(items, ctx.args)
         body: dict = {kind: [_project(r, ctx.args) for r in page]}
     if more:
-        body[f"{kind}_links"] = [{"rel": "next", "href":
-                                  f"{ctx.service_url}/v2.0/{coll}?limit={ctx.args['limit']}"
-                                  f"&marker={page[-1]['id']}"}]
+        body[f"{kind}_links"] = [
+            {
+                "rel": "next",
+                "href": f"{ctx.service_url}/v2.0/{coll}?limit={ctx.args['limit']}"
+                f"&marker={page[-1]['id']}",
+            }
+        ]
     return Reply(200, body)
 
 
@@ -313,8 +453,9 @@ def delete_collection(ctx: Ctx, coll: str) -> Reply:
     """No bulk delete. python-chi 1.x's ``Server.delete()`` sends ``DELETE /v2.0/<fip id>``
     (see chameleon.md section 8.6) and gets this 404, which it ignores."""
     _coll(coll)
-    raise ApiError(405, "The method DELETE is not allowed for this resource.",
-                   "HTTPMethodNotAllowed")
+    raise ApiError(
+        405, "The method DELETE is not allowed for this resource.", "HTTPMethodNotAllowed"
+    )
 
 
 @router.route("PUT", "/v2.0/{coll}/{res_id}")
@@ -327,8 +468,11 @@ def update_resource(ctx: Ctx, coll: str, res_id: str) -> Reply:
     with ctx.world.lock:
         res = get_visible(ctx, coll, res_id)
         if res.get("project_id") != ctx.project_id:
-            raise ApiError(403, f"The request you have made requires authorization "
-                                f"to update {singular} {res_id}.", "PolicyNotAuthorized")
+            raise ApiError(
+                403,
+                f"The request you have made requires authorization to update {singular} {res_id}.",
+                "PolicyNotAuthorized",
+            )
         UPDATERS.get(kind, _update_plain)(ctx, res, body)
         _touch(res)
         return Reply(200, {singular: public(res)})
@@ -424,41 +568,69 @@ def remove_tags(ctx: Ctx, coll: str, res_id: str) -> Reply:
 
 def _create_network(ctx: Ctx, body: dict) -> dict:
     if body.get("shared") or body.get("router:external"):
-        raise ApiError(403, "(rule:create_network:shared) is disallowed by policy",
-                       "PolicyNotAuthorized")
-    return ctx.world.add("networks", _stamp(
-        ctx.project_id, id=new_id(), name=body.get("name", ""), status="ACTIVE",
-        admin_state_up=body.get("admin_state_up", True), shared=False,
-        **{"router:external": False},
-        port_security_enabled=body.get("port_security_enabled", True),
-        mtu=body.get("mtu", 1500), subnets=[], availability_zone_hints=[],
-        availability_zones=["nova"], ipv4_address_scope=None, ipv6_address_scope=None,
-        is_default=False, l2_adjacency=True, qos_policy_id=None,
-        description=body.get("description", ""), **ctx.owner()))
+        raise ApiError(
+            403, "(rule:create_network:shared) is disallowed by policy", "PolicyNotAuthorized"
+        )
+    return ctx.world.add(
+        "networks",
+        _stamp(
+            ctx.project_id,
+            id=new_id(),
+            name=body.get("name", ""),
+            status="ACTIVE",
+            admin_state_up=body.get("admin_state_up", True),
+            shared=False,
+            **{"router:external": False},
+            port_security_enabled=body.get("port_security_enabled", True),
+            mtu=body.get("mtu", 1500),
+            subnets=[],
+            availability_zone_hints=[],
+            availability_zones=["nova"],
+            ipv4_address_scope=None,
+            ipv6_address_scope=None,
+            is_default=False,
+            l2_adjacency=True,
+            qos_policy_id=None,
+            description=body.get("description", ""),
+            **ctx.owner(),
+        ),
+    )
 
 
-def _new_subnet(world: World, net: dict, body: dict, project_id: str | None,
-                user_id: str | None = None) -> dict:
+def _new_subnet(
+    world: World, net: dict, body: dict, project_id: str | None, user_id: str | None = None
+) -> dict:
     try:
         cidr = ipaddress.ip_network(body.get("cidr", ""), strict=False)
     except ValueError as exc:
-        raise ApiError(400, f"Invalid input for cidr. Reason: '{body.get('cidr')}' is not "
-                            f"a valid IP subnet.", "HTTPBadRequest") from exc
+        raise ApiError(
+            400,
+            f"Invalid input for cidr. Reason: '{body.get('cidr')}' is not a valid IP subnet.",
+            "HTTPBadRequest",
+        ) from exc
     version = body.get("ip_version", cidr.version)
     if version != cidr.version:
-        raise ApiError(400, "Invalid input for operation: cidr and ip_version mismatch.",
-                       "InvalidInput")
+        raise ApiError(
+            400, "Invalid input for operation: cidr and ip_version mismatch.", "InvalidInput"
+        )
     for sid in net["subnets"]:
         other = ipaddress.ip_network(world.table("subnets")[sid]["cidr"])
         if other.version == cidr.version and other.overlaps(cidr):
-            raise ApiError(400, f"Invalid input for operation: Requested subnet with cidr: "
-                                f"{cidr} for network: {net['id']} overlaps with another "
-                                f"subnet.", "InvalidInput")
+            raise ApiError(
+                400,
+                f"Invalid input for operation: Requested subnet with cidr: "
+                f"{cidr} for network: {net['id']} overlaps with another "
+                f"subnet.",
+                "InvalidInput",
+            )
     hosts = list(itertools.islice(cidr.hosts(), 2)) or [cidr.network_address]
     gateway = body["gateway_ip"] if "gateway_ip" in body else str(hosts[0])
     if gateway is not None and ipaddress.ip_address(gateway) not in cidr:
-        raise ApiError(400, f"Invalid input for operation: Gateway IP {gateway} is not in "
-                            f"subnet {cidr}.", "InvalidInput")
+        raise ApiError(
+            400,
+            f"Invalid input for operation: Gateway IP {gateway} is not in subnet {cidr}.",
+            "InvalidInput",
+        )
     pools = body.get("allocation_pools")
     if not pools:
         first = cidr.network_address + 1
@@ -466,16 +638,37 @@ def _new_subnet(world: World, net: dict, body: dict, project_id: str | None,
         pools = [{"start": str(first), "end": str(last)}]
         if gateway is not None:  # the gateway is carved out of the default pool
             gw = ipaddress.ip_address(gateway)
-            pools = [p for p in (
-                {"start": str(first), "end": str(gw - 1)} if gw > first else None,
-                {"start": str(gw + 1), "end": str(last)} if gw < last else None) if p]
-    subnet = world.add("subnets", _stamp(
-        project_id, id=new_id(), name=body.get("name", ""), network_id=net["id"],
-        cidr=str(cidr), ip_version=cidr.version, gateway_ip=gateway,
-        enable_dhcp=body.get("enable_dhcp", True), allocation_pools=pools,
-        dns_nameservers=body.get("dns_nameservers", []), host_routes=body.get("host_routes", []),
-        ipv6_ra_mode=None, ipv6_address_mode=None, subnetpool_id=None, service_types=[],
-        description=body.get("description", ""), _project_id=project_id, _user_id=user_id))
+            pools = [
+                p
+                for p in (
+                    {"start": str(first), "end": str(gw - 1)} if gw > first else None,
+                    {"start": str(gw + 1), "end": str(last)} if gw < last else None,
+                )
+                if p
+            ]
+    subnet = world.add(
+        "subnets",
+        _stamp(
+            project_id,
+            id=new_id(),
+            name=body.get("name", ""),
+            network_id=net["id"],
+            cidr=str(cidr),
+            ip_version=cidr.version,
+            gateway_ip=gateway,
+            enable_dhcp=body.get("enable_dhcp", True),
+            allocation_pools=pools,
+            dns_nameservers=body.get("dns_nameservers", []),
+            host_routes=body.get("host_routes", []),
+            ipv6_ra_mode=None,
+            ipv6_address_mode=None,
+            subnetpool_id=None,
+            service_types=[],
+            description=body.get("description", ""),
+            _project_id=project_id,
+            _user_id=user_id,
+        ),
+    )
     net["subnets"].append(subnet["id"])
     _touch(net)
     return subnet
@@ -483,46 +676,73 @@ def _new_subnet(world: World, net: dict, body: dict, project_id: str | None,
 
 def _create_subnet(ctx: Ctx, body: dict) -> dict:
     if "network_id" not in body or "cidr" not in body:
-        raise ApiError(400, "Failed to parse request. Required attributes 'network_id' and "
-                            "'cidr' must be specified", "HTTPBadRequest")
+        raise ApiError(
+            400,
+            "Failed to parse request. Required attributes 'network_id' and "
+            "'cidr' must be specified",
+            "HTTPBadRequest",
+        )
     net = get_visible(ctx, "networks", body["network_id"])
     if net["project_id"] != ctx.project_id:
-        raise ApiError(403, "Tenant is not allowed to create subnet on this network",
-                       "PolicyNotAuthorized")
+        raise ApiError(
+            403, "Tenant is not allowed to create subnet on this network", "PolicyNotAuthorized"
+        )
     return _new_subnet(ctx.world, net, body, ctx.project_id, ctx.user_id)
 
 
 def _ports_on(world: World, **match: str) -> list[dict]:
-    return [p for p in world.table("ports").values()
-            if all(p.get(k) == v for k, v in match.items())]
+    return [
+        p for p in world.table("ports").values() if all(p.get(k) == v for k, v in match.items())
+    ]
 
 
 def _delete_network(ctx: Ctx, net: dict) -> None:
     if _ports_on(ctx.world, network_id=net["id"]):
-        raise ApiError(409, f"Unable to complete operation on network {net['id']}. There are "
-                            f"one or more ports still in use on the network.", "NetworkInUse")
+        raise ApiError(
+            409,
+            f"Unable to complete operation on network {net['id']}. There are "
+            f"one or more ports still in use on the network.",
+            "NetworkInUse",
+        )
     for sid in list(net["subnets"]):
         ctx.world.remove("subnets", sid)
     ctx.world.remove("networks", net["id"])
 
 
 def _subnet_ports(world: World, subnet_id: str) -> list[dict]:
-    return [p for p in world.table("ports").values()
-            if any(ip["subnet_id"] == subnet_id for ip in p["fixed_ips"])]
+    return [
+        p
+        for p in world.table("ports").values()
+        if any(ip["subnet_id"] == subnet_id for ip in p["fixed_ips"])
+    ]
 
 
 def _delete_subnet(ctx: Ctx, subnet: dict) -> None:
     if _subnet_ports(ctx.world, subnet["id"]):
-        raise ApiError(409, f"Unable to complete operation on subnet {subnet['id']}: One or "
-                            f"more ports have an IP allocation from this subnet.", "SubnetInUse")
+        raise ApiError(
+            409,
+            f"Unable to complete operation on subnet {subnet['id']}: One or "
+            f"more ports have an IP allocation from this subnet.",
+            "SubnetInUse",
+        )
     net = ctx.world.table("networks")[subnet["network_id"]]
     net["subnets"].remove(subnet["id"])
     ctx.world.remove("subnets", subnet["id"])
 
 
 def _update_plain(ctx: Ctx, res: dict, body: dict) -> None:
-    for key in ("name", "description", "admin_state_up", "port_security_enabled", "mtu",
-                "enable_dhcp", "dns_nameservers", "host_routes", "gateway_ip", "routes"):
+    for key in (
+        "name",
+        "description",
+        "admin_state_up",
+        "port_security_enabled",
+        "mtu",
+        "enable_dhcp",
+        "dns_nameservers",
+        "host_routes",
+        "gateway_ip",
+        "routes",
+    ):
         if key in body and key in res:
             res[key] = body[key]
 
@@ -531,16 +751,23 @@ def _update_plain(ctx: Ctx, res: dict, body: dict) -> None:
 
 
 def _allocate_ip(world: World, subnet: dict) -> str:
-    used = {ip["ip_address"] for p in _subnet_ports(world, subnet["id"])
-            for ip in p["fixed_ips"] if ip["subnet_id"] == subnet["id"]}
+    used = {
+        ip["ip_address"]
+        for p in _subnet_ports(world, subnet["id"])
+        for ip in p["fixed_ips"]
+        if ip["subnet_id"] == subnet["id"]
+    }
     for pool in subnet["allocation_pools"]:
         addr, end = ipaddress.ip_address(pool["start"]), ipaddress.ip_address(pool["end"])
         while addr <= end:
             if str(addr) not in used:
                 return str(addr)
             addr += 1
-    raise ApiError(409, f"No more IP addresses available on network {subnet['network_id']}.",
-                   "IpAddressGenerationFailure")
+    raise ApiError(
+        409,
+        f"No more IP addresses available on network {subnet['network_id']}.",
+        "IpAddressGenerationFailure",
+    )
 
 
 def _fixed_ips(world: World, net: dict, wanted: list[dict] | None) -> list[dict]:
@@ -552,9 +779,12 @@ def _fixed_ips(world: World, net: dict, wanted: list[dict] | None) -> list[dict]
     for want in wanted:
         ip, sid = want.get("ip_address"), want.get("subnet_id")
         if sid is not None and sid not in net["subnets"]:
-            raise ApiError(400, f"Invalid input for operation: Failed to create port on network "
-                                f"{net['id']}, because fixed_ips included invalid subnet {sid}.",
-                           "InvalidInput")
+            raise ApiError(
+                400,
+                f"Invalid input for operation: Failed to create port on network "
+                f"{net['id']}, because fixed_ips included invalid subnet {sid}.",
+                "InvalidInput",
+            )
         if ip is None:
             subnet = world.table("subnets")[sid] if sid else subnets[0]
             out.append({"subnet_id": subnet["id"], "ip_address": _allocate_ip(world, subnet)})
@@ -562,61 +792,103 @@ def _fixed_ips(world: World, net: dict, wanted: list[dict] | None) -> list[dict]
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError as exc:
-            raise ApiError(400, f"Invalid input for fixed_ips. Reason: '{ip}' is not a valid "
-                                f"IP address.", "HTTPBadRequest") from exc
-        subnet = next((s for s in subnets if (sid in (None, s["id"]))
-                       and addr in ipaddress.ip_network(s["cidr"])), None)
+            raise ApiError(
+                400,
+                f"Invalid input for fixed_ips. Reason: '{ip}' is not a valid IP address.",
+                "HTTPBadRequest",
+            ) from exc
+        subnet = next(
+            (
+                s
+                for s in subnets
+                if (sid in (None, s["id"])) and addr in ipaddress.ip_network(s["cidr"])
+            ),
+            None,
+        )
         if subnet is None:
-            raise ApiError(400, f"IP address {ip} is not a valid IP for any of the subnets on "
-                                f"the specified network.", "InvalidIpForNetwork")
-        if any(x["ip_address"] == ip for p in _subnet_ports(world, subnet["id"])
-               for x in p["fixed_ips"]):
-            raise ApiError(409, f"IP address {ip} already allocated in subnet {subnet['id']}",
-                           "IpAddressAlreadyAllocated")
+            raise ApiError(
+                400,
+                f"IP address {ip} is not a valid IP for any of the subnets on "
+                f"the specified network.",
+                "InvalidIpForNetwork",
+            )
+        if any(
+            x["ip_address"] == ip
+            for p in _subnet_ports(world, subnet["id"])
+            for x in p["fixed_ips"]
+        ):
+            raise ApiError(
+                409,
+                f"IP address {ip} already allocated in subnet {subnet['id']}",
+                "IpAddressAlreadyAllocated",
+            )
         out.append({"subnet_id": subnet["id"], "ip_address": ip})
     return out
 
 
 def _default_sg(world: World, project_id: str) -> dict:
-    return next(g for g in world.table("security_groups").values()
-                if g["project_id"] == project_id and g["name"] == "default")
+    return next(
+        g
+        for g in world.table("security_groups").values()
+        if g["project_id"] == project_id and g["name"] == "default"
+    )
 
 
-def new_port(world: World, net: dict, body: dict, project_id: str | None,
-             user_id: str | None) -> dict:
+def new_port(
+    world: World, net: dict, body: dict, project_id: str | None, user_id: str | None
+) -> dict:
     """Create a port on ``net`` (used by the API and by Nova when it boots a server)."""
     port_security = body.get("port_security_enabled", net.get("port_security_enabled", True))
     groups = body.get("security_groups")
     if groups is None:
-        groups = [_default_sg(world, project_id)["id"]] if port_security and project_id in \
-            world.projects else []
+        groups = (
+            [_default_sg(world, project_id)["id"]]
+            if port_security and project_id in world.projects
+            else []
+        )
     if groups and not port_security:
-        raise ApiError(400, "Port security must be enabled and port must have an IP address "
-                            "in order to use security groups.",
-                       "PortSecurityAndIPRequiredForSecurityGroups")
+        raise ApiError(
+            400,
+            "Port security must be enabled and port must have an IP address "
+            "in order to use security groups.",
+            "PortSecurityAndIPRequiredForSecurityGroups",
+        )
     for gid in groups:
         g = world.table("security_groups").get(gid)
         if g is None or g["project_id"] != project_id:
             raise ApiError(404, f"Security group {gid} does not exist", "SecurityGroupNotFound")
-    port = _stamp(project_id, id=new_id(), name=body.get("name", ""), network_id=net["id"],
-                  mac_address=body.get("mac_address") or mac(),
-                  admin_state_up=body.get("admin_state_up", True),
-                  status="DOWN", device_id=body.get("device_id", ""),
-                  device_owner=body.get("device_owner", ""),
-                  fixed_ips=_fixed_ips(world, net, body.get("fixed_ips")),
-                  allowed_address_pairs=body.get("allowed_address_pairs", []),
-                  extra_dhcp_opts=[], security_groups=list(groups),
-                  port_security_enabled=port_security, ip_allocation="immediate",
-                  dns_name="", **{"binding:vnic_type": body.get("binding:vnic_type", "normal")},
-                  description=body.get("description", ""),
-                  _project_id=project_id, _user_id=user_id)
+    port = _stamp(
+        project_id,
+        id=new_id(),
+        name=body.get("name", ""),
+        network_id=net["id"],
+        mac_address=body.get("mac_address") or mac(),
+        admin_state_up=body.get("admin_state_up", True),
+        status="DOWN",
+        device_id=body.get("device_id", ""),
+        device_owner=body.get("device_owner", ""),
+        fixed_ips=_fixed_ips(world, net, body.get("fixed_ips")),
+        allowed_address_pairs=body.get("allowed_address_pairs", []),
+        extra_dhcp_opts=[],
+        security_groups=list(groups),
+        port_security_enabled=port_security,
+        ip_allocation="immediate",
+        dns_name="",
+        **{"binding:vnic_type": body.get("binding:vnic_type", "normal")},
+        description=body.get("description", ""),
+        _project_id=project_id,
+        _user_id=user_id,
+    )
     return world.add("ports", port)
 
 
 def _create_port(ctx: Ctx, body: dict) -> dict:
     if "network_id" not in body:
-        raise ApiError(400, "Failed to parse request. Required attribute 'network_id' not "
-                            "specified", "HTTPBadRequest")
+        raise ApiError(
+            400,
+            "Failed to parse request. Required attribute 'network_id' not specified",
+            "HTTPBadRequest",
+        )
     net = get_visible(ctx, "networks", body["network_id"])
     return new_port(ctx.world, net, body, ctx.project_id, ctx.user_id)
 
@@ -627,12 +899,18 @@ def _update_port(ctx: Ctx, port: dict, body: dict) -> None:
     port_security = body.get("port_security_enabled", port["port_security_enabled"])
     if not port_security and groups:
         if "security_groups" in body:
-            raise ApiError(400, "Port security must be enabled and port must have an IP "
-                                "address in order to use security groups.",
-                           "PortSecurityAndIPRequiredForSecurityGroups")
-        raise ApiError(409, "Port has security group associated. Cannot disable port security "
-                            "or ip address until security group is removed",
-                       "PortSecurityPortHasSecurityGroup")
+            raise ApiError(
+                400,
+                "Port security must be enabled and port must have an IP "
+                "address in order to use security groups.",
+                "PortSecurityAndIPRequiredForSecurityGroups",
+            )
+        raise ApiError(
+            409,
+            "Port has security group associated. Cannot disable port security "
+            "or ip address until security group is removed",
+            "PortSecurityPortHasSecurityGroup",
+        )
     for gid in groups:
         g = world.table("security_groups").get(gid)
         if g is None or g["project_id"] != ctx.project_id:
@@ -647,16 +925,26 @@ def _update_port(ctx: Ctx, port: dict, body: dict) -> None:
             raise
     port["security_groups"] = list(groups)
     port["port_security_enabled"] = port_security
-    for key in ("name", "description", "admin_state_up", "device_id", "device_owner",
-                "allowed_address_pairs"):
+    for key in (
+        "name",
+        "description",
+        "admin_state_up",
+        "device_id",
+        "device_owner",
+        "allowed_address_pairs",
+    ):
         if key in body:
             port[key] = body[key]
 
 
 def _delete_port(ctx: Ctx, port: dict) -> None:
     if port["device_owner"] in ("network:router_interface", "network:router_gateway"):
-        raise ApiError(409, f"Port {port['id']} cannot be deleted directly via the port API: "
-                            f"has device owner {port['device_owner']}.", "L3PortInUse")
+        raise ApiError(
+            409,
+            f"Port {port['id']} cannot be deleted directly via the port API: "
+            f"has device owner {port['device_owner']}.",
+            "L3PortInUse",
+        )
     remove_port(ctx.world, port)
 
 
@@ -681,36 +969,62 @@ def _set_gateway(world: World, router: dict, info: dict | None) -> None:
     old = router.get("external_gateway_info")
     if old and (not info or info.get("network_id") != old["network_id"]):
         if any(f["router_id"] == router["id"] for f in world.table("floatingips").values()):
-            raise ApiError(409, f"Gateway cannot be updated for router {router['id']}, since a "
-                                f"gateway to external network {old['network_id']} is required "
-                                f"by one or more floating IPs.",
-                           "RouterExternalGatewayInUseByFloatingIp")
+            raise ApiError(
+                409,
+                f"Gateway cannot be updated for router {router['id']}, since a "
+                f"gateway to external network {old['network_id']} is required "
+                f"by one or more floating IPs.",
+                "RouterExternalGatewayInUseByFloatingIp",
+            )
         for p in _ports_on(world, device_id=router["id"], device_owner="network:router_gateway"):
             world.remove("ports", p["id"])
         router["external_gateway_info"] = None
     if info and not router.get("external_gateway_info"):
         net = world.table("networks").get(info.get("network_id", ""))
         if net is None:
-            raise ApiError(404, f"Network {info.get('network_id')} could not be found.",
-                           "NetworkNotFound")
+            raise ApiError(
+                404, f"Network {info.get('network_id')} could not be found.", "NetworkNotFound"
+            )
         if not net["router:external"]:
-            raise ApiError(400, f"Bad router request: Network {net['id']} is not an external "
-                                f"network.", "BadRequest")
-        gw = new_port(world, net, {"device_id": router["id"],
-                                   "device_owner": "network:router_gateway",
-                                   "port_security_enabled": False}, None, None)
+            raise ApiError(
+                400,
+                f"Bad router request: Network {net['id']} is not an external network.",
+                "BadRequest",
+            )
+        gw = new_port(
+            world,
+            net,
+            {
+                "device_id": router["id"],
+                "device_owner": "network:router_gateway",
+                "port_security_enabled": False,
+            },
+            None,
+            None,
+        )
         gw["status"] = "ACTIVE"
         router["external_gateway_info"] = {
-            "network_id": net["id"], "enable_snat": info.get("enable_snat", True),
-            "external_fixed_ips": [dict(ip) for ip in gw["fixed_ips"]]}
+            "network_id": net["id"],
+            "enable_snat": info.get("enable_snat", True),
+            "external_fixed_ips": [dict(ip) for ip in gw["fixed_ips"]],
+        }
 
 
 def _create_router(ctx: Ctx, body: dict) -> dict:
-    router = _stamp(ctx.project_id, id=new_id(), name=body.get("name", ""), status="ACTIVE",
-                    admin_state_up=body.get("admin_state_up", True),
-                    external_gateway_info=None, routes=[], availability_zone_hints=[],
-                    availability_zones=["nova"], flavor_id=None,
-                    description=body.get("description", ""), **ctx.owner())
+    router = _stamp(
+        ctx.project_id,
+        id=new_id(),
+        name=body.get("name", ""),
+        status="ACTIVE",
+        admin_state_up=body.get("admin_state_up", True),
+        external_gateway_info=None,
+        routes=[],
+        availability_zone_hints=[],
+        availability_zones=["nova"],
+        flavor_id=None,
+        description=body.get("description", ""),
+        **ctx.owner(),
+    )
     if body.get("external_gateway_info"):
         _set_gateway(ctx.world, router, body["external_gateway_info"])
     return ctx.world.add("routers", router)
@@ -733,44 +1047,68 @@ def _delete_router(ctx: Ctx, router: dict) -> None:
     ctx.world.remove("routers", router["id"])
 
 
-def _add_interface(world: World, router: dict, subnet: dict,
-                   port: dict | None = None) -> dict:
+def _add_interface(world: World, router: dict, subnet: dict, port: dict | None = None) -> dict:
     for p in _interfaces(world, router["id"]):
         for ip in p["fixed_ips"]:
             if ip["subnet_id"] == subnet["id"]:
-                raise ApiError(400, f"Bad router request: Router already has a port on subnet "
-                                    f"{subnet['id']}.", "BadRequest")
+                raise ApiError(
+                    400,
+                    f"Bad router request: Router already has a port on subnet {subnet['id']}.",
+                    "BadRequest",
+                )
             other = world.table("subnets")[ip["subnet_id"]]["cidr"]
             if ipaddress.ip_network(other).overlaps(ipaddress.ip_network(subnet["cidr"])):
-                raise ApiError(400, f"Bad router request: Cidr {subnet['cidr']} of subnet "
-                                    f"{subnet['id']} overlaps with cidr {other}.", "BadRequest")
+                raise ApiError(
+                    400,
+                    f"Bad router request: Cidr {subnet['cidr']} of subnet "
+                    f"{subnet['id']} overlaps with cidr {other}.",
+                    "BadRequest",
+                )
     if port is None:
         if not subnet["gateway_ip"]:
-            raise ApiError(400, f"Bad router request: Subnet {subnet['id']} does not have a "
-                                f"gateway IP.", "BadRequest")
+            raise ApiError(
+                400,
+                f"Bad router request: Subnet {subnet['id']} does not have a gateway IP.",
+                "BadRequest",
+            )
         net = world.table("networks")[subnet["network_id"]]
-        port = new_port(world, net, {"fixed_ips": [{"subnet_id": subnet["id"],
-                                                    "ip_address": subnet["gateway_ip"]}],
-                                     "port_security_enabled": False},
-                        router["project_id"], router.get("_user_id"))
+        port = new_port(
+            world,
+            net,
+            {
+                "fixed_ips": [{"subnet_id": subnet["id"], "ip_address": subnet["gateway_ip"]}],
+                "port_security_enabled": False,
+            },
+            router["project_id"],
+            router.get("_user_id"),
+        )
     port.update(device_id=router["id"], device_owner="network:router_interface", status="ACTIVE")
     return port
 
 
 def _interface_reply(router: dict, port: dict) -> Reply:
     subnet_ids = [ip["subnet_id"] for ip in port["fixed_ips"]]
-    return Reply(200, {"id": router["id"], "tenant_id": router["project_id"],
-                       "project_id": router["project_id"], "port_id": port["id"],
-                       "network_id": port["network_id"], "subnet_id": subnet_ids[0],
-                       "subnet_ids": subnet_ids})
+    return Reply(
+        200,
+        {
+            "id": router["id"],
+            "tenant_id": router["project_id"],
+            "project_id": router["project_id"],
+            "port_id": port["id"],
+            "network_id": port["network_id"],
+            "subnet_id": subnet_ids[0],
+            "subnet_ids": subnet_ids,
+        },
+    )
 
 
 def _router_and_body(ctx: Ctx, router_id: str) -> tuple[dict, dict]:
     router = get_visible(ctx, "routers", router_id)
     body = ctx.json()
     if not body.get("subnet_id") and not body.get("port_id"):
-        raise ApiError(400, "Bad router request: Either subnet_id or port_id must be specified.",
-                       "BadRequest")
+        raise ApiError(
+            400, "Bad router request: Either subnet_id or port_id must be specified.", "BadRequest"
+        )
     return router, body
 
 
@@ -782,8 +1120,11 @@ def add_router_interface(ctx: Ctx, router_id: str) -> Reply:
         if body.get("port_id"):
             port = get_visible(ctx, "ports", body["port_id"])
             if port["device_id"]:
-                raise ApiError(409, f"Port {port['id']} is in use by another device "
-                                    f"{port['device_id']}.", "PortInUse")
+                raise ApiError(
+                    409,
+                    f"Port {port['id']} is in use by another device {port['device_id']}.",
+                    "PortInUse",
+                )
             subnet = ctx.world.table("subnets")[port["fixed_ips"][0]["subnet_id"]]
             port = _add_interface(ctx.world, router, subnet, port)
         else:
@@ -802,21 +1143,31 @@ def remove_router_interface(ctx: Ctx, router_id: str) -> Reply:
         if body.get("port_id"):
             port = next((p for p in ports if p["id"] == body["port_id"]), None)
             if port is None:
-                raise ApiError(404, f"Router {router['id']} does not have an interface with id "
-                                    f"{body['port_id']}", "RouterInterfaceNotFound")
+                raise ApiError(
+                    404,
+                    f"Router {router['id']} does not have an interface with id {body['port_id']}",
+                    "RouterInterfaceNotFound",
+                )
         else:
             sid = body["subnet_id"]
-            port = next((p for p in ports if any(ip["subnet_id"] == sid
-                                                 for ip in p["fixed_ips"])), None)
+            port = next(
+                (p for p in ports if any(ip["subnet_id"] == sid for ip in p["fixed_ips"])), None
+            )
             if port is None:
-                raise ApiError(404, f"Router {router['id']} has no interface on subnet {sid}",
-                               "RouterInterfaceNotFoundForSubnet")
+                raise ApiError(
+                    404,
+                    f"Router {router['id']} has no interface on subnet {sid}",
+                    "RouterInterfaceNotFoundForSubnet",
+                )
         for ip in port["fixed_ips"]:
             if _fips_via(ctx.world, router["id"], ip["subnet_id"]):
-                raise ApiError(409, f"Router interface for subnet {ip['subnet_id']} on router "
-                                    f"{router['id']} cannot be deleted, as it is required by "
-                                    f"one or more floating IPs.",
-                               "RouterInterfaceInUseByFloatingIP")
+                raise ApiError(
+                    409,
+                    f"Router interface for subnet {ip['subnet_id']} on router "
+                    f"{router['id']} cannot be deleted, as it is required by "
+                    f"one or more floating IPs.",
+                    "RouterInterfaceInUseByFloatingIP",
+                )
         reply = _interface_reply(router, port)
         ctx.world.remove("ports", port["id"])
         _touch(router)
@@ -830,15 +1181,19 @@ def _fips_via(world: World, router_id: str, subnet_id: str) -> list[dict]:
     out = []
     for fip in world.table("floatingips").values():
         port = world.table("ports").get(fip["port_id"] or "")
-        if fip["router_id"] == router_id and port and any(
-                ip["subnet_id"] == subnet_id for ip in port["fixed_ips"]):
+        if (
+            fip["router_id"] == router_id
+            and port
+            and any(ip["subnet_id"] == subnet_id for ip in port["fixed_ips"])
+        ):
             out.append(fip)
     return out
 
 
 def _disassociate(fip: dict) -> None:
-    fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN",
-               port_details=None)
+    fip.update(
+        port_id=None, fixed_ip_address=None, router_id=None, status="DOWN", port_details=None
+    )
     _touch(fip)
 
 
@@ -846,48 +1201,101 @@ def _associate(ctx: Ctx, fip: dict, port_id: str, fixed_ip: str | None) -> None:
     world = ctx.world
     port = get_visible(ctx, "ports", port_id)
     if not port["fixed_ips"]:
-        raise ApiError(400, f"Bad floatingip request: Port {port_id} does not have any IP "
-                            f"addresses.", "BadRequest")
-    ip = next((i for i in port["fixed_ips"] if fixed_ip in (None, i["ip_address"])
-               and ipaddress.ip_address(i["ip_address"]).version == 4), None)
+        raise ApiError(
+            400,
+            f"Bad floatingip request: Port {port_id} does not have any IP addresses.",
+            "BadRequest",
+        )
+    ip = next(
+        (
+            i
+            for i in port["fixed_ips"]
+            if fixed_ip in (None, i["ip_address"])
+            and ipaddress.ip_address(i["ip_address"]).version == 4
+        ),
+        None,
+    )
     if ip is None:
-        raise ApiError(400, f"Bad floatingip request: Cannot find port {port_id} with the "
-                            f"fixed IP {fixed_ip}.", "BadRequest")
+        raise ApiError(
+            400,
+            f"Bad floatingip request: Cannot find port {port_id} with the fixed IP {fixed_ip}.",
+            "BadRequest",
+        )
     ext = fip["floating_network_id"]
-    router = next((r for r in world.table("routers").values()
-                   if (r.get("external_gateway_info") or {}).get("network_id") == ext
-                   and any(any(x["subnet_id"] == ip["subnet_id"] for x in p["fixed_ips"])
-                           for p in _interfaces(world, r["id"]))), None)
+    router = next(
+        (
+            r
+            for r in world.table("routers").values()
+            if (r.get("external_gateway_info") or {}).get("network_id") == ext
+            and any(
+                any(x["subnet_id"] == ip["subnet_id"] for x in p["fixed_ips"])
+                for p in _interfaces(world, r["id"])
+            )
+        ),
+        None,
+    )
     if router is None:
-        raise ApiError(404, f"External network {ext} is not reachable from subnet "
-                            f"{ip['subnet_id']}.  Therefore, cannot associate Port {port_id} "
-                            f"with a Floating IP.", "ExternalGatewayForFloatingIPNotFound")
+        raise ApiError(
+            404,
+            f"External network {ext} is not reachable from subnet "
+            f"{ip['subnet_id']}.  Therefore, cannot associate Port {port_id} "
+            f"with a Floating IP.",
+            "ExternalGatewayForFloatingIPNotFound",
+        )
     for other in world.table("floatingips").values():
-        if other is not fip and other["port_id"] == port_id \
-                and other["fixed_ip_address"] == ip["ip_address"]:
-            raise ApiError(409, f"Cannot associate floating IP {fip['floating_ip_address']} "
-                                f"({fip['id']}) with port {port_id} using fixed IP "
-                                f"{ip['ip_address']}, as that fixed IP already has a floating "
-                                f"IP on external network {ext}.", "FloatingIPPortAlreadyAssociated")
-    fip.update(port_id=port_id, fixed_ip_address=ip["ip_address"], router_id=router["id"],
-               status="ACTIVE", port_details={
-                   k: port[k] for k in ("name", "network_id", "mac_address", "admin_state_up",
-                                        "status", "device_id", "device_owner")})
+        if (
+            other is not fip
+            and other["port_id"] == port_id
+            and other["fixed_ip_address"] == ip["ip_address"]
+        ):
+            raise ApiError(
+                409,
+                f"Cannot associate floating IP {fip['floating_ip_address']} "
+                f"({fip['id']}) with port {port_id} using fixed IP "
+                f"{ip['ip_address']}, as that fixed IP already has a floating "
+                f"IP on external network {ext}.",
+                "FloatingIPPortAlreadyAssociated",
+            )
+    fip.update(
+        port_id=port_id,
+        fixed_ip_address=ip["ip_address"],
+        router_id=router["id"],
+        status="ACTIVE",
+        port_details={
+            k: port[k]
+            for k in (
+                "name",
+                "network_id",
+                "mac_address",
+                "admin_state_up",
+                "status",
+                "device_id",
+                "device_owner",
+            )
+        },
+    )
 
 
 def _create_fip(ctx: Ctx, body: dict) -> dict:
     world = ctx.world
     net = world.table("networks").get(body.get("floating_network_id", ""))
     if net is None or not net["router:external"]:
-        raise ApiError(400, f"Bad floatingip request: Network "
-                            f"{body.get('floating_network_id')} is not a valid external "
-                            f"network.", "BadRequest")
+        raise ApiError(
+            400,
+            f"Bad floatingip request: Network "
+            f"{body.get('floating_network_id')} is not a valid external "
+            f"network.",
+            "BadRequest",
+        )
     subnet = world.table("subnets")[net["subnets"][0]]
     taken = {f["floating_ip_address"] for f in world.table("floatingips").values()}
     addr = body.get("floating_ip_address")
     if addr and addr in taken:
-        raise ApiError(409, f"IP address {addr} already allocated in subnet {subnet['id']}",
-                       "IpAddressAlreadyAllocated")
+        raise ApiError(
+            409,
+            f"IP address {addr} already allocated in subnet {subnet['id']}",
+            "IpAddressAlreadyAllocated",
+        )
     if not addr:
         # Skip addresses held by router gateway ports as well as other floating IPs.
         gw = {ip["ip_address"] for p in _subnet_ports(world, subnet["id"]) for ip in p["fixed_ips"]}
@@ -896,11 +1304,23 @@ def _create_fip(ctx: Ctx, body: dict) -> dict:
         while str(cand) in taken or str(cand) in gw:
             cand += 1
         addr = str(cand)
-    fip = _stamp(ctx.project_id, id=new_id(), floating_ip_address=addr,
-                 floating_network_id=net["id"], router_id=None, port_id=None,
-                 fixed_ip_address=None, status="DOWN", port_details=None, dns_domain="",
-                 dns_name="", port_forwardings=[], qos_policy_id=None,
-                 description=body.get("description", ""), **ctx.owner())
+    fip = _stamp(
+        ctx.project_id,
+        id=new_id(),
+        floating_ip_address=addr,
+        floating_network_id=net["id"],
+        router_id=None,
+        port_id=None,
+        fixed_ip_address=None,
+        status="DOWN",
+        port_details=None,
+        dns_domain="",
+        dns_name="",
+        port_forwardings=[],
+        qos_policy_id=None,
+        description=body.get("description", ""),
+        **ctx.owner(),
+    )
     if body.get("port_id"):
         _associate(ctx, fip, body["port_id"], body.get("fixed_ip_address"))
     return world.add("floatingips", fip)
@@ -923,25 +1343,45 @@ def _delete_fip(ctx: Ctx, fip: dict) -> None:
 # ------------------------------------------------------------------ security groups
 
 
-def _new_security_group(world: World, project_id: str, user_id: str | None, name: str,
-                        description: str = "") -> dict:
-    sg = world.add("security_groups", _stamp(
-        project_id, id=new_id(), name=name, description=description, stateful=True,
-        shared=False, security_group_rules=[], _project_id=project_id, _user_id=user_id))
+def _new_security_group(
+    world: World, project_id: str, user_id: str | None, name: str, description: str = ""
+) -> dict:
+    sg = world.add(
+        "security_groups",
+        _stamp(
+            project_id,
+            id=new_id(),
+            name=name,
+            description=description,
+            stateful=True,
+            shared=False,
+            security_group_rules=[],
+            _project_id=project_id,
+            _user_id=user_id,
+        ),
+    )
     for eth in ("IPv4", "IPv6"):  # Neutron's default allow-all egress
         _new_rule(world, sg, {"direction": "egress", "ethertype": eth}, project_id, user_id)
     return sg
 
 
 def _new_rule(world: World, sg: dict, body: dict, project_id: str, user_id: str | None) -> dict:
-    rule = _stamp(project_id, id=new_id(), security_group_id=sg["id"],
-                  direction=body.get("direction"), ethertype=body.get("ethertype", "IPv4"),
-                  protocol=body.get("protocol"), port_range_min=body.get("port_range_min"),
-                  port_range_max=body.get("port_range_max"),
-                  remote_ip_prefix=body.get("remote_ip_prefix"),
-                  remote_group_id=body.get("remote_group_id"), remote_address_group_id=None,
-                  description=body.get("description", ""), _project_id=project_id,
-                  _user_id=user_id)
+    rule = _stamp(
+        project_id,
+        id=new_id(),
+        security_group_id=sg["id"],
+        direction=body.get("direction"),
+        ethertype=body.get("ethertype", "IPv4"),
+        protocol=body.get("protocol"),
+        port_range_min=body.get("port_range_min"),
+        port_range_max=body.get("port_range_max"),
+        remote_ip_prefix=body.get("remote_ip_prefix"),
+        remote_group_id=body.get("remote_group_id"),
+        remote_address_group_id=None,
+        description=body.get("description", ""),
+        _project_id=project_id,
+        _user_id=user_id,
+    )
     world.add("security_group_rules", rule)
     sg["security_group_rules"].append(rule)  # same dict: rule edits show in both places
     return rule
@@ -950,14 +1390,18 @@ def _new_rule(world: World, sg: dict, body: dict, project_id: str, user_id: str 
 def _create_sg(ctx: Ctx, body: dict) -> dict:
     if body.get("name") == "default":
         raise ApiError(409, "Default security group already exists.", "SecurityGroupExists")
-    return _new_security_group(ctx.world, ctx.project_id, ctx.user_id, body.get("name", ""),
-                               body.get("description", ""))
+    return _new_security_group(
+        ctx.world, ctx.project_id, ctx.user_id, body.get("name", ""), body.get("description", "")
+    )
 
 
 def _delete_sg(ctx: Ctx, sg: dict) -> None:
     if sg["name"] == "default":
-        raise ApiError(409, "Insufficient rights for removing default security group.",
-                       "SecurityGroupCannotRemoveDefault")
+        raise ApiError(
+            409,
+            "Insufficient rights for removing default security group.",
+            "SecurityGroupCannotRemoveDefault",
+        )
     if any(sg["id"] in p["security_groups"] for p in ctx.world.table("ports").values()):
         raise ApiError(409, f"Security Group {sg['id']} in use.", "SecurityGroupInUse")
     for rule in sg["security_group_rules"]:
@@ -965,27 +1409,46 @@ def _delete_sg(ctx: Ctx, sg: dict) -> None:
     ctx.world.remove("security_groups", sg["id"])
 
 
-_RULE_KEYS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max",
-              "remote_ip_prefix", "remote_group_id")
+_RULE_KEYS = (
+    "direction",
+    "ethertype",
+    "protocol",
+    "port_range_min",
+    "port_range_max",
+    "remote_ip_prefix",
+    "remote_group_id",
+)
 
 
 def _create_rule(ctx: Ctx, body: dict) -> dict:
     sg = get_visible(ctx, "security-groups", body.get("security_group_id", ""))
     if body.get("direction") not in ("ingress", "egress"):
-        raise ApiError(400, f"Invalid input for direction. Reason: {body.get('direction')} is "
-                            f"not in valid_values.", "HTTPBadRequest")
+        raise ApiError(
+            400,
+            f"Invalid input for direction. Reason: {body.get('direction')} is not in valid_values.",
+            "HTTPBadRequest",
+        )
     lo, hi = body.get("port_range_min"), body.get("port_range_max")
     if lo is not None and hi is not None and int(lo) > int(hi):
-        raise ApiError(400, "For TCP/UDP protocols, port_range_min must be <= port_range_max",
-                       "SecurityGroupInvalidPortRange")
+        raise ApiError(
+            400,
+            "For TCP/UDP protocols, port_range_min must be <= port_range_max",
+            "SecurityGroupInvalidPortRange",
+        )
     if body.get("remote_ip_prefix") and body.get("remote_group_id"):
-        raise ApiError(400, "Only remote_ip_prefix or remote_group_id may be provided.",
-                       "SecurityGroupRemoteGroupAndRemoteIpPrefix")
+        raise ApiError(
+            400,
+            "Only remote_ip_prefix or remote_group_id may be provided.",
+            "SecurityGroupRemoteGroupAndRemoteIpPrefix",
+        )
     body = {"ethertype": "IPv4", **body}
     for rule in sg["security_group_rules"]:
         if all(str(rule.get(k)) == str(body.get(k)) for k in _RULE_KEYS):
-            raise ApiError(409, f"Security group rule already exists. Rule id is {rule['id']}.",
-                           "SecurityGroupRuleExists")
+            raise ApiError(
+                409,
+                f"Security group rule already exists. Rule id is {rule['id']}.",
+                "SecurityGroupRuleExists",
+            )
     return _new_rule(ctx.world, sg, body, ctx.project_id, ctx.user_id)
 
 
@@ -1000,16 +1463,26 @@ def _no_update(ctx: Ctx, res: dict, body: dict) -> None:
 
 
 CREATORS: dict[str, Callable[[Ctx, dict], dict]] = {
-    "networks": _create_network, "subnets": _create_subnet, "ports": _create_port,
-    "routers": _create_router, "floatingips": _create_fip, "security_groups": _create_sg,
+    "networks": _create_network,
+    "subnets": _create_subnet,
+    "ports": _create_port,
+    "routers": _create_router,
+    "floatingips": _create_fip,
+    "security_groups": _create_sg,
     "security_group_rules": _create_rule,
 }
 UPDATERS: dict[str, Callable[[Ctx, dict, dict], None]] = {
-    "ports": _update_port, "routers": _update_router, "floatingips": _update_fip,
+    "ports": _update_port,
+    "routers": _update_router,
+    "floatingips": _update_fip,
     "security_group_rules": _no_update,
 }
 DELETERS: dict[str, Callable[[Ctx, dict], None]] = {
-    "networks": _delete_network, "subnets": _delete_subnet, "ports": _delete_port,
-    "routers": _delete_router, "floatingips": _delete_fip, "security_groups": _delete_sg,
+    "networks": _delete_network,
+    "subnets": _delete_subnet,
+    "ports": _delete_port,
+    "routers": _delete_router,
+    "floatingips": _delete_fip,
+    "security_groups": _delete_sg,
     "security_group_rules": _delete_rule,
 }

@@ -36,16 +36,28 @@ MIN_MICROVERSION = "2.1"
 HOST_ID = hashlib.sha224(b"kvm-tacc-fake-host").hexdigest()
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 
-_ERROR_KEYS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
-               405: "badMethod", 406: "notAcceptable", 409: "conflictingRequest",
-               413: "overLimit", 500: "computeFault", 503: "serviceUnavailable"}
+_ERROR_KEYS = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    406: "notAcceptable",
+    409: "conflictingRequest",
+    413: "overLimit",
+    500: "computeFault",
+    503: "serviceUnavailable",
+}
 
 
 def render_error(err: ApiError) -> Reply:
     """Nova's error body: ``{"itemNotFound": {"code": 404, "message": ...}}`` and kin."""
     if err.status == 401:  # keystonemiddleware answers before Nova does
-        return Reply(401, {"error": {"code": 401, "title": "Unauthorized",
-                                     "message": err.message}}, err.headers)
+        return Reply(
+            401,
+            {"error": {"code": 401, "title": "Unauthorized", "message": err.message}},
+            err.headers,
+        )
     key = _ERROR_KEYS.get(err.status, "computeFault")
     return Reply(err.status, {key: {"code": err.status, "message": err.message}}, err.headers)
 
@@ -68,9 +80,13 @@ def microversion(ctx: Ctx) -> str:
     if asked == "latest":
         return MAX_MICROVERSION
     if not re.fullmatch(r"\d+\.\d+", asked) or not (
-            _mv_tuple(MIN_MICROVERSION) <= _mv_tuple(asked) <= _mv_tuple(MAX_MICROVERSION)):
-        raise ApiError(406, f"Version {asked} is not supported by the API. Minimum is "
-                            f"{MIN_MICROVERSION} and maximum is {MAX_MICROVERSION}.")
+        _mv_tuple(MIN_MICROVERSION) <= _mv_tuple(asked) <= _mv_tuple(MAX_MICROVERSION)
+    ):
+        raise ApiError(
+            406,
+            f"Version {asked} is not supported by the API. Minimum is "
+            f"{MIN_MICROVERSION} and maximum is {MAX_MICROVERSION}.",
+        )
     return asked
 
 
@@ -97,30 +113,57 @@ def seed(world: World) -> None:
     """The stock public flavors."""
     for fid, name, vcpus, ram, disk in FLAVORS:
         specs = {"trait:CUSTOM_GPU": "required"} if name.startswith("g1.") else {}
-        world.add("flavors", new_flavor(fid, name, vcpus, ram, disk, specs, public=True,
-                                        seed=True))
+        world.add("flavors", new_flavor(fid, name, vcpus, ram, disk, specs, public=True, seed=True))
 
 
-def new_flavor(fid: str, name: str, vcpus: int, ram: int, disk: int, extra_specs: dict,
-               public: bool, access: list[str] | None = None, seed: bool = False,
-               description: str | None = None) -> dict:
+def new_flavor(
+    fid: str,
+    name: str,
+    vcpus: int,
+    ram: int,
+    disk: int,
+    extra_specs: dict,
+    public: bool,
+    access: list[str] | None = None,
+    seed: bool = False,
+    description: str | None = None,
+) -> dict:
     """A flavor record (Blazar creates the private reserved ones through this)."""
-    return {"id": fid, "name": name, "vcpus": vcpus, "ram": ram, "disk": disk,
-            "OS-FLV-EXT-DATA:ephemeral": 0, "OS-FLV-DISABLED:disabled": False,
-            "rxtx_factor": 1.0, "os-flavor-access:is_public": public,
-            "description": description, "extra_specs": dict(extra_specs),
-            "_access": list(access or []), "_seed": seed}
+    return {
+        "id": fid,
+        "name": name,
+        "vcpus": vcpus,
+        "ram": ram,
+        "disk": disk,
+        "OS-FLV-EXT-DATA:ephemeral": 0,
+        "OS-FLV-DISABLED:disabled": False,
+        "rxtx_factor": 1.0,
+        "os-flavor-access:is_public": public,
+        "description": description,
+        "extra_specs": dict(extra_specs),
+        "_access": list(access or []),
+        "_seed": seed,
+    }
 
 
 # ------------------------------------------------------------------ discovery
 
 
 def _version_doc(ctx: Ctx) -> dict:
-    return {"id": "v2.1", "status": "CURRENT", "version": MAX_MICROVERSION,
-            "min_version": MIN_MICROVERSION, "updated": "2013-07-23T11:33:21Z",
-            "links": [{"rel": "self", "href": ctx.service_url + "/v2.1/"}],
-            "media-types": [{"base": "application/json",
-                             "type": "application/vnd.openstack.compute+json;version=2.1"}]}
+    return {
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": MAX_MICROVERSION,
+        "min_version": MIN_MICROVERSION,
+        "updated": "2013-07-23T11:33:21Z",
+        "links": [{"rel": "self", "href": ctx.service_url + "/v2.1/"}],
+        "media-types": [
+            {
+                "base": "application/json",
+                "type": "application/vnd.openstack.compute+json;version=2.1",
+            }
+        ],
+    }
 
 
 @router.route("GET", "/", auth=False)
@@ -150,8 +193,10 @@ def _get_flavor(ctx: Ctx, fid: str) -> dict:
 
 
 def _render_flavor(ctx: Ctx, f: dict, detail: bool = True) -> dict:
-    links = [{"rel": "self", "href": f"{ctx.service_url}/v2.1/flavors/{f['id']}"},
-             {"rel": "bookmark", "href": f"{ctx.service_url}/flavors/{f['id']}"}]
+    links = [
+        {"rel": "self", "href": f"{ctx.service_url}/v2.1/flavors/{f['id']}"},
+        {"rel": "bookmark", "href": f"{ctx.service_url}/flavors/{f['id']}"},
+    ]
     if not detail:
         out = {"id": f["id"], "name": f["name"], "links": links}
         if _at_least(ctx, "2.55"):
@@ -172,8 +217,12 @@ def _list_flavors(ctx: Ctx, detail: bool) -> Reply:
     with ctx.world.lock:
         items = [f for f in ctx.world.table("flavors").values() if _flavor_visible(ctx, f)]
         min_ram, min_disk = ctx.args.get("minRam", type=int), ctx.args.get("minDisk", type=int)
-        items = [f for f in items if (min_ram is None or f["ram"] >= min_ram)
-                 and (min_disk is None or f["disk"] >= min_disk)]
+        items = [
+            f
+            for f in items
+            if (min_ram is None or f["ram"] >= min_ram)
+            and (min_disk is None or f["disk"] >= min_disk)
+        ]
         items.sort(key=lambda f: f["id"])
         page, _ = paginate(items, ctx.args)
         return Reply(200, {"flavors": [_render_flavor(ctx, f, detail) for f in page]})
@@ -233,11 +282,21 @@ def _keypairs(ctx: Ctx) -> list[dict]:
 
 
 def _render_keypair(k: dict, full: bool = True) -> dict:
-    out = {"name": k["name"], "public_key": k["public_key"], "fingerprint": k["fingerprint"],
-           "type": k["type"]}
+    out = {
+        "name": k["name"],
+        "public_key": k["public_key"],
+        "fingerprint": k["fingerprint"],
+        "type": k["type"],
+    }
     if full:
-        out.update(user_id=k["user_id"], id=k["_num"], created_at=k["created_at"],
-                   deleted=False, deleted_at=None, updated_at=None)
+        out.update(
+            user_id=k["user_id"],
+            id=k["_num"],
+            created_at=k["created_at"],
+            deleted=False,
+            deleted_at=None,
+            updated_at=None,
+        )
     return out
 
 
@@ -252,8 +311,9 @@ def _get_keypair(ctx: Ctx, name: str) -> dict:
 def list_keypairs(ctx: Ctx) -> Reply:
     """The caller's key pairs (key pairs belong to users, not projects)."""
     with ctx.world.lock:
-        return Reply(200, {"keypairs": [{"keypair": _render_keypair(k, full=False)}
-                                        for k in _keypairs(ctx)]})
+        return Reply(
+            200, {"keypairs": [{"keypair": _render_keypair(k, full=False)} for k in _keypairs(ctx)]}
+        )
 
 
 @router.route("GET", "/v2.1/os-keypairs/{name}")
@@ -281,12 +341,20 @@ def create_keypair(ctx: Ctx) -> Reply:
         if not public_key:
             blob = b"\x00\x00\x00\x07ssh-rsa" + secrets.token_bytes(64)
             public_key = "ssh-rsa " + base64.b64encode(blob).decode() + " generated-by-nova"
-            private = ("-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n"
-                       "-----END OPENSSH PRIVATE KEY-----\n")
-        k = {"id": new_id(), "_num": len(ctx.world.table("keypairs")) + 1, "name": name,
-             "public_key": public_key, "fingerprint": _fingerprint(public_key),
-             "type": body.get("type", "ssh"), "user_id": ctx.user_id, "created_at": iso(),
-             **ctx.owner()}
+            private = (
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
+            )
+        k = {
+            "id": new_id(),
+            "_num": len(ctx.world.table("keypairs")) + 1,
+            "name": name,
+            "public_key": public_key,
+            "fingerprint": _fingerprint(public_key),
+            "type": body.get("type", "ssh"),
+            "user_id": ctx.user_id,
+            "created_at": iso(),
+            **ctx.owner(),
+        }
         ctx.world.add("keypairs", k)
         out = _render_keypair(k, full=False) | {"user_id": ctx.user_id}
     if private:
@@ -322,8 +390,11 @@ def _check_quota(ctx: Ctx, flavor: dict, count: int) -> None:
     want = {"instances": count, "cores": flavor["vcpus"] * count, "ram": flavor["ram"] * count}
     for res in ("instances", "cores", "ram"):
         if limits[res] >= 0 and used[res] + want[res] > limits[res]:
-            raise ApiError(403, f"Quota exceeded for {res}: Requested {want[res]}, but already "
-                                f"used {used[res]} of {limits[res]} {res}")
+            raise ApiError(
+                403,
+                f"Quota exceeded for {res}: Requested {want[res]}, but already "
+                f"used {used[res]} of {limits[res]} {res}",
+            )
 
 
 def _bookable(world: World, flavor: dict) -> bool:
@@ -337,9 +408,13 @@ def _bookable(world: World, flavor: dict) -> bool:
             if res["id"] == rid:
                 if lease["status"] != "ACTIVE" or res["status"] != "active":
                     return False
-                placed = sum(1 for s in world.table("servers").values()
-                             if s["_flavor"]["id"] == flavor["id"] and s["_fate"] == "ACTIVE"
-                             and not s.get("_gone"))
+                placed = sum(
+                    1
+                    for s in world.table("servers").values()
+                    if s["_flavor"]["id"] == flavor["id"]
+                    and s["_fate"] == "ACTIVE"
+                    and not s.get("_gone")
+                )
                 return placed < int(res["amount"])
     return False
 
@@ -354,11 +429,16 @@ def _attach_networks(ctx: Ctx, server: dict, networks: object, groups: list[str]
         raise ApiError(400, "Invalid input for field/attribute networks.")
     sg_ids = []
     for name in groups:
-        sg = next((g for g in world.table("security_groups").values()
-                   if g["project_id"] == ctx.project_id and name in (g["name"], g["id"])), None)
+        sg = next(
+            (
+                g
+                for g in world.table("security_groups").values()
+                if g["project_id"] == ctx.project_id and name in (g["name"], g["id"])
+            ),
+            None,
+        )
         if sg is None:
-            raise ApiError(400, f"Security group {name} not found for project "
-                                f"{ctx.project_id}.")
+            raise ApiError(400, f"Security group {name} not found for project {ctx.project_id}.")
         sg_ids.append(sg["id"])
     for entry in networks:
         if entry.get("port"):
@@ -397,8 +477,9 @@ def create_server(ctx: Ctx) -> Reply:
     body = ctx.json()
     req = body.get("server")
     if not isinstance(req, dict) or not req.get("name"):
-        raise ApiError(400, "Invalid input for field/attribute server. 'name' is a required "
-                            "property")
+        raise ApiError(
+            400, "Invalid input for field/attribute server. 'name' is a required property"
+        )
     world = ctx.world
     with world.lock:
         flavor_ref = str(req.get("flavorRef", "")).rstrip("/").rsplit("/", 1)[-1]
@@ -409,12 +490,12 @@ def create_server(ctx: Ctx) -> Reply:
         image = world.table("images").get(image_ref)
         if image is None and not req.get("block_device_mapping_v2"):
             raise ApiError(400, f"Image {image_ref} could not be found.")
-        if req.get("key_name") and not any(k["name"] == req["key_name"]
-                                           for k in _keypairs(ctx)):
+        if req.get("key_name") and not any(k["name"] == req["key_name"] for k in _keypairs(ctx)):
             raise ApiError(400, "Invalid key_name provided.")
         if _at_least(ctx, "2.37") and "networks" not in req:
-            raise ApiError(400, "Invalid input for field/attribute server. 'networks' is a "
-                                "required property")
+            raise ApiError(
+                400, "Invalid input for field/attribute server. 'networks' is a required property"
+            )
         count = max(int(req.get("max_count", 1) or 1), int(req.get("min_count", 1) or 1))
         _check_quota(ctx, flavor, count)
         groups = [g.get("name") for g in req.get("security_groups") or [] if g.get("name")]
@@ -423,16 +504,21 @@ def create_server(ctx: Ctx) -> Reply:
             name = req["name"] if count == 1 else f"{req['name']}-{i + 1}"
             made.append(_new_server(ctx, req, name, flavor, image_ref, groups))
     first = made[0]
-    resp = {"id": first["id"], "links": _links(ctx, first["id"]),
-            "OS-DCF:diskConfig": "MANUAL", "security_groups":
-            [{"name": g} for g in (groups or ["default"])], "adminPass": secrets.token_urlsafe(9)}
+    resp = {
+        "id": first["id"],
+        "links": _links(ctx, first["id"]),
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [{"name": g} for g in (groups or ["default"])],
+        "adminPass": secrets.token_urlsafe(9),
+    }
     if req.get("return_reservation_id"):
         return Reply(202, {"reservation_id": "r-" + first["id"][:8]})
     return Reply(202, {"server": resp})
 
 
-def _new_server(ctx: Ctx, req: dict, name: str, flavor: dict, image_ref: str,
-                groups: list[str]) -> dict:
+def _new_server(
+    ctx: Ctx, req: dict, name: str, flavor: dict, image_ref: str, groups: list[str]
+) -> dict:
     world = ctx.world
     sid = new_id()
     fault = ctx.faults.take_server_error(name) if ctx.faults else None
@@ -440,23 +526,44 @@ def _new_server(ctx: Ctx, req: dict, name: str, flavor: dict, image_ref: str,
     if fault is None and not _bookable(world, flavor):
         fault = NO_VALID_HOST
     server = {
-        "id": sid, "name": name, "status": "BUILD", "tenant_id": ctx.project_id,
-        "user_id": ctx.user_id, "metadata": dict(req.get("metadata") or {}),
-        "image": {"id": image_ref, "links": [{"rel": "bookmark",
-                                              "href": f"{ctx.service_url}/images/{image_ref}"}]}
-        if image_ref else "",
-        "key_name": req.get("key_name"), "created": iso(), "updated": iso(),
-        "hostId": "", "accessIPv4": "", "accessIPv6": "", "config_drive": "",
-        "progress": 0, "locked": False, "locked_reason": None,
-        "description": req.get("description"), "tags": [],
-        "OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": "",
-        "OS-EXT-STS:vm_state": "building", "OS-EXT-STS:task_state": "scheduling",
-        "OS-EXT-STS:power_state": 0, "OS-SRV-USG:launched_at": None,
-        "OS-SRV-USG:terminated_at": None, "os-extended-volumes:volumes_attached": [],
+        "id": sid,
+        "name": name,
+        "status": "BUILD",
+        "tenant_id": ctx.project_id,
+        "user_id": ctx.user_id,
+        "metadata": dict(req.get("metadata") or {}),
+        "image": {
+            "id": image_ref,
+            "links": [{"rel": "bookmark", "href": f"{ctx.service_url}/images/{image_ref}"}],
+        }
+        if image_ref
+        else "",
+        "key_name": req.get("key_name"),
+        "created": iso(),
+        "updated": iso(),
+        "hostId": "",
+        "accessIPv4": "",
+        "accessIPv6": "",
+        "config_drive": "",
+        "progress": 0,
+        "locked": False,
+        "locked_reason": None,
+        "description": req.get("description"),
+        "tags": [],
+        "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-AZ:availability_zone": "",
+        "OS-EXT-STS:vm_state": "building",
+        "OS-EXT-STS:task_state": "scheduling",
+        "OS-EXT-STS:power_state": 0,
+        "OS-SRV-USG:launched_at": None,
+        "OS-SRV-USG:terminated_at": None,
+        "os-extended-volumes:volumes_attached": [],
         "_flavor": flavor,
         "_polls": world.settings.server_build_polls if slow is None else slow,
-        "_fate": "ERROR" if fault else "ACTIVE", "_fault": fault,
-        "_groups": groups or ["default"], **ctx.owner(),
+        "_fate": "ERROR" if fault else "ACTIVE",
+        "_fault": fault,
+        "_groups": groups or ["default"],
+        **ctx.owner(),
     }
     world.add("servers", server)
     try:
@@ -469,8 +576,10 @@ def _new_server(ctx: Ctx, req: dict, name: str, flavor: dict, image_ref: str,
 
 
 def _links(ctx: Ctx, sid: str) -> list[dict]:
-    return [{"rel": "self", "href": f"{ctx.service_url}/v2.1/servers/{sid}"},
-            {"rel": "bookmark", "href": f"{ctx.service_url}/servers/{sid}"}]
+    return [
+        {"rel": "self", "href": f"{ctx.service_url}/v2.1/servers/{sid}"},
+        {"rel": "bookmark", "href": f"{ctx.service_url}/servers/{sid}"},
+    ]
 
 
 def _advance(world: World, s: dict) -> None:
@@ -490,16 +599,27 @@ def _advance(world: World, s: dict) -> None:
         return
     now = iso()
     if s["_fate"] == "ACTIVE":
-        s.update(status="ACTIVE", hostId=HOST_ID, progress=100,
-                 **{"OS-EXT-STS:vm_state": "active", "OS-EXT-STS:task_state": None,
-                    "OS-EXT-STS:power_state": 1, "OS-EXT-AZ:availability_zone": "nova",
-                    "OS-SRV-USG:launched_at": now.replace("Z", ".000000")})
+        s.update(
+            status="ACTIVE",
+            hostId=HOST_ID,
+            progress=100,
+            **{
+                "OS-EXT-STS:vm_state": "active",
+                "OS-EXT-STS:task_state": None,
+                "OS-EXT-STS:power_state": 1,
+                "OS-EXT-AZ:availability_zone": "nova",
+                "OS-SRV-USG:launched_at": now.replace("Z", ".000000"),
+            },
+        )
         for port in world.table("ports").values():
             if port["device_id"] == s["id"]:
                 port["status"] = "ACTIVE"
     else:
-        s.update(status="ERROR", fault={"code": 500, "created": now, "message": s["_fault"]},
-                 **{"OS-EXT-STS:vm_state": "error", "OS-EXT-STS:task_state": None})
+        s.update(
+            status="ERROR",
+            fault={"code": 500, "created": now, "message": s["_fault"]},
+            **{"OS-EXT-STS:vm_state": "error", "OS-EXT-STS:task_state": None},
+        )
         _release_networks(world, s["id"])  # Nova deallocates networking of a failed build
     s["updated"] = now
 
@@ -513,14 +633,24 @@ def _addresses(world: World, sid: str) -> dict[str, list[dict]]:
         entries = out.setdefault(nets[port["network_id"]]["name"], [])
         for ip in port["fixed_ips"]:
             version = 6 if ":" in ip["ip_address"] else 4
-            entries.append({"addr": ip["ip_address"], "version": version,
-                            "OS-EXT-IPS:type": "fixed",
-                            "OS-EXT-IPS-MAC:mac_addr": port["mac_address"]})
+            entries.append(
+                {
+                    "addr": ip["ip_address"],
+                    "version": version,
+                    "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": port["mac_address"],
+                }
+            )
         for fip in world.table("floatingips").values():
             if fip["port_id"] == port["id"]:
-                entries.append({"addr": fip["floating_ip_address"], "version": 4,
-                                "OS-EXT-IPS:type": "floating",
-                                "OS-EXT-IPS-MAC:mac_addr": port["mac_address"]})
+                entries.append(
+                    {
+                        "addr": fip["floating_ip_address"],
+                        "version": 4,
+                        "OS-EXT-IPS:type": "floating",
+                        "OS-EXT-IPS-MAC:mac_addr": port["mac_address"],
+                    }
+                )
     return out
 
 
@@ -529,19 +659,30 @@ def _render_server(ctx: Ctx, s: dict) -> dict:
     out = public(s)
     f = s["_flavor"]
     if _at_least(ctx, "2.47"):
-        out["flavor"] = {"original_name": f["name"], "vcpus": f["vcpus"], "ram": f["ram"],
-                         "disk": f["disk"], "ephemeral": 0, "swap": 0,
-                         "extra_specs": dict(f["extra_specs"])}
+        out["flavor"] = {
+            "original_name": f["name"],
+            "vcpus": f["vcpus"],
+            "ram": f["ram"],
+            "disk": f["disk"],
+            "ephemeral": 0,
+            "swap": 0,
+            "extra_specs": dict(f["extra_specs"]),
+        }
     else:
-        out["flavor"] = {"id": f["id"], "links": [{"rel": "bookmark", "href":
-                                                   f"{ctx.service_url}/flavors/{f['id']}"}]}
+        out["flavor"] = {
+            "id": f["id"],
+            "links": [{"rel": "bookmark", "href": f"{ctx.service_url}/flavors/{f['id']}"}],
+        }
     out["addresses"] = _addresses(world, s["id"])
     groups = set()
     for port in world.table("ports").values():
         if port["device_id"] == s["id"]:
             groups |= {world.table("security_groups")[g]["name"] for g in port["security_groups"]}
-    out["security_groups"] = [{"name": g} for g in sorted(groups)] if groups else (
-        [{"name": g} for g in s["_groups"]] if s["status"] == "BUILD" else [])
+    out["security_groups"] = (
+        [{"name": g} for g in sorted(groups)]
+        if groups
+        else ([{"name": g} for g in s["_groups"]] if s["status"] == "BUILD" else [])
+    )
     out["links"] = _links(ctx, s["id"])
     if s.get("_gone") is not None:
         out["OS-EXT-STS:task_state"] = "deleting"
@@ -587,19 +728,30 @@ def _list_servers(ctx: Ctx, detail: bool) -> Reply:
         for s in list(world.table("servers").values()):
             if _visible_server(ctx, s):
                 _advance(world, s)
-        items = [s for s in world.table("servers").values()
-                 if _visible_server(ctx, s) and _server_matches(s, ctx.args)]
+        items = [
+            s
+            for s in world.table("servers").values()
+            if _visible_server(ctx, s) and _server_matches(s, ctx.args)
+        ]
         items.sort(key=lambda s: s["created"], reverse=True)
         page, more = paginate(items, ctx.args)
         if detail:
             body: dict = {"servers": [_render_server(ctx, s) for s in page]}
         else:
-            body = {"servers": [{"id": s["id"], "name": s["name"], "links": _links(ctx, s["id"])}
-                                for s in page]}
+            body = {
+                "servers": [
+                    {"id": s["id"], "name": s["name"], "links": _links(ctx, s["id"])} for s in page
+                ]
+            }
     if more:
-        body["servers_links"] = [{"rel": "next", "href": f"{ctx.service_url}/v2.1/servers"
-                                  f"{'/detail' if detail else ''}?limit={ctx.args['limit']}"
-                                  f"&marker={page[-1]['id']}"}]
+        body["servers_links"] = [
+            {
+                "rel": "next",
+                "href": f"{ctx.service_url}/v2.1/servers"
+                f"{'/detail' if detail else ''}?limit={ctx.args['limit']}"
+                f"&marker={page[-1]['id']}",
+            }
+        ]
     return Reply(200, body)
 
 
@@ -672,12 +824,18 @@ def server_action(ctx: Ctx, sid: str) -> Reply:
         ports = [p for p in world.table("ports").values() if p["device_id"] == sid]
         if action in ("addSecurityGroup", "removeSecurityGroup"):
             name = (arg or {}).get("name")
-            sg = next((g for g in world.table("security_groups").values()
-                       if g["project_id"] == ctx.project_id and name in (g["name"], g["id"])),
-                      None)
+            sg = next(
+                (
+                    g
+                    for g in world.table("security_groups").values()
+                    if g["project_id"] == ctx.project_id and name in (g["name"], g["id"])
+                ),
+                None,
+            )
             if sg is None:
-                raise ApiError(404, f"Security group {name} not found for project "
-                                    f"{ctx.project_id}.")
+                raise ApiError(
+                    404, f"Security group {name} not found for project {ctx.project_id}."
+                )
             for port in ports:
                 if not port["port_security_enabled"]:
                     continue
@@ -685,14 +843,18 @@ def server_action(ctx: Ctx, sid: str) -> Reply:
                     port["security_groups"].append(sg["id"])
                 elif action == "removeSecurityGroup":
                     if sg["id"] not in port["security_groups"]:
-                        raise ApiError(400, f"Security group {name} not associated with the "
-                                            f"instance")
+                        raise ApiError(
+                            400, f"Security group {name} not associated with the instance"
+                        )
                     port["security_groups"].remove(sg["id"])
         elif action in ("os-stop", "os-start", "reboot"):
             want = {"os-stop": "ACTIVE", "os-start": "SHUTOFF", "reboot": "ACTIVE"}[action]
             if s["status"] != want:
-                raise ApiError(409, f"Cannot '{action}' instance {sid} while it is in "
-                                    f"vm_state {s['OS-EXT-STS:vm_state']}")
+                raise ApiError(
+                    409,
+                    f"Cannot '{action}' instance {sid} while it is in "
+                    f"vm_state {s['OS-EXT-STS:vm_state']}",
+                )
             if action != "reboot":
                 s["status"] = "SHUTOFF" if action == "os-stop" else "ACTIVE"
                 s["OS-EXT-STS:vm_state"] = "stopped" if action == "os-stop" else "active"
@@ -720,8 +882,10 @@ def _set_metadata(ctx: Ctx, sid: str, replace: bool) -> Reply:
         raise ApiError(400, "Malformed request body: metadata must be an object")
     with ctx.world.lock:
         s = _get_server(ctx, sid)
-        s["metadata"] = {**({} if replace else s["metadata"]), **{k: str(v) for k, v in
-                                                                   meta.items()}}
+        s["metadata"] = {
+            **({} if replace else s["metadata"]),
+            **{k: str(v) for k, v in meta.items()},
+        }
         return Reply(200, {"metadata": dict(s["metadata"])})
 
 
@@ -819,19 +983,37 @@ def limits(ctx: Ctx) -> Reply:
     with ctx.world.lock:
         q = ctx.world.quota(ctx.project_id)
         used = _usage(ctx.world, ctx.project_id)
-        return Reply(200, {"limits": {"rate": [], "absolute": {
-            "maxTotalInstances": q["instances"], "maxTotalCores": q["cores"],
-            "maxTotalRAMSize": q["ram"], "maxTotalKeypairs": q["key_pairs"],
-            "maxServerMeta": 128, "maxImageMeta": 128, "maxPersonality": 5,
-            "maxPersonalitySize": 10240, "maxServerGroups": 10, "maxServerGroupMembers": 10,
-            "totalInstancesUsed": used["instances"], "totalCoresUsed": used["cores"],
-            "totalRAMUsed": used["ram"], "totalServerGroupsUsed": 0}}})
+        return Reply(
+            200,
+            {
+                "limits": {
+                    "rate": [],
+                    "absolute": {
+                        "maxTotalInstances": q["instances"],
+                        "maxTotalCores": q["cores"],
+                        "maxTotalRAMSize": q["ram"],
+                        "maxTotalKeypairs": q["key_pairs"],
+                        "maxServerMeta": 128,
+                        "maxImageMeta": 128,
+                        "maxPersonality": 5,
+                        "maxPersonalitySize": 10240,
+                        "maxServerGroups": 10,
+                        "maxServerGroupMembers": 10,
+                        "totalInstancesUsed": used["instances"],
+                        "totalCoresUsed": used["cores"],
+                        "totalRAMUsed": used["ram"],
+                        "totalServerGroupsUsed": 0,
+                    },
+                }
+            },
+        )
 
 
 def _quota_set(ctx: Ctx, project_id: str, detail: bool) -> Reply:
     if project_id != ctx.project_id:
-        raise ApiError(403, "Policy doesn't allow os_compute_api:os-quota-sets:show to be "
-                            "performed.")
+        raise ApiError(
+            403, "Policy doesn't allow os_compute_api:os-quota-sets:show to be performed."
+        )
     with ctx.world.lock:
         q = ctx.world.quota(project_id)
         used = _usage(ctx.world, project_id)

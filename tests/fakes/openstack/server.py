@@ -52,8 +52,9 @@ def seed(world: World) -> None:
     for name, projects in (("alice", [p1.id, p2.id]), ("bob", [p1.id])):
         cred_id, cred_secret = keystone.new_app_cred()
         uid = f"{name}-" + cred_id[:24]
-        world.users[uid] = User(uid, name, f"{name}-password", projects, cred_id,
-                                cred_secret, p1.id)
+        world.users[uid] = User(
+            uid, name, f"{name}-password", projects, cred_id, cred_secret, p1.id
+        )
     for service in SERVICES.values():
         if hasattr(service, "seed"):
             service.seed(world)
@@ -74,8 +75,9 @@ class FakeCloud:
         self.world = World()
         seed(self.world)
         self.faults = Faults(self.world)
-        self._server = make_server(host, port, self.wsgi, threaded=True,
-                                   request_handler=_QuietHandler)
+        self._server = make_server(
+            host, port, self.wsgi, threaded=True, request_handler=_QuietHandler
+        )
         self.host, self.port = self._server.server_address[:2]
         self.url = f"http://{self.host}:{self.port}"
         self._thread: threading.Thread | None = None
@@ -86,9 +88,12 @@ class FakeCloud:
         """Serve in a daemon thread."""
         # A short shutdown poll: stop() then returns in ~50 ms instead of 0.5 s, which adds
         # up over fixtures started per test.
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True,
-                                        name=f"fake-openstack-{self.port}")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"fake-openstack-{self.port}",
+        )
         self._thread.start()
         return self
 
@@ -112,8 +117,9 @@ class FakeCloud:
         """Keystone's v3 URL, as Chameleon's openrc/clouds.yaml give it."""
         return f"{self.url}/identity/v3"
 
-    def env(self, user: str = "alice", auth: str = "password",
-            project: str = PROJECT) -> dict[str, str]:
+    def env(
+        self, user: str = "alice", auth: str = "password", project: str = PROJECT
+    ) -> dict[str, str]:
         """``OS_*`` variables for ``user`` with ``auth`` = ``"password"``,
         ``"application_credential"`` (scoped to its own project, like Chameleon's) or
         ``"token"`` (a fresh token, ``OS_AUTH_TYPE=v3token``, python-chi's default)."""
@@ -127,22 +133,41 @@ class FakeCloud:
         }
         if auth == "token":
             token_id, _ = keystone.issue(self.world, self.url, u, p.id, ["password"])
-            return {**common, "OS_AUTH_TYPE": "v3token", "OS_TOKEN": token_id,
-                    "OS_PROJECT_NAME": p.name, "OS_PROJECT_ID": p.id,
-                    "OS_PROJECT_DOMAIN_NAME": DOMAIN["name"]}
+            return {
+                **common,
+                "OS_AUTH_TYPE": "v3token",
+                "OS_TOKEN": token_id,
+                "OS_PROJECT_NAME": p.name,
+                "OS_PROJECT_ID": p.id,
+                "OS_PROJECT_DOMAIN_NAME": DOMAIN["name"],
+            }
         if auth == "password":
-            return {**common, "OS_AUTH_TYPE": "v3password", "OS_USERNAME": u.name,
-                    "OS_PASSWORD": u.password, "OS_USER_DOMAIN_NAME": DOMAIN["name"],
-                    "OS_PROJECT_NAME": p.name, "OS_PROJECT_ID": p.id,
-                    "OS_PROJECT_DOMAIN_NAME": DOMAIN["name"]}
+            return {
+                **common,
+                "OS_AUTH_TYPE": "v3password",
+                "OS_USERNAME": u.name,
+                "OS_PASSWORD": u.password,
+                "OS_USER_DOMAIN_NAME": DOMAIN["name"],
+                "OS_PROJECT_NAME": p.name,
+                "OS_PROJECT_ID": p.id,
+                "OS_PROJECT_DOMAIN_NAME": DOMAIN["name"],
+            }
         if auth == "application_credential":
-            return {**common, "OS_AUTH_TYPE": "v3applicationcredential",
-                    "OS_APPLICATION_CREDENTIAL_ID": u.app_cred_id,
-                    "OS_APPLICATION_CREDENTIAL_SECRET": u.app_cred_secret}
+            return {
+                **common,
+                "OS_AUTH_TYPE": "v3applicationcredential",
+                "OS_APPLICATION_CREDENTIAL_ID": u.app_cred_id,
+                "OS_APPLICATION_CREDENTIAL_SECRET": u.app_cred_secret,
+            }
         raise ValueError(f"unknown auth {auth!r}")
 
-    def clouds_yaml(self, path: str | Path, cloud: str = "fake", user: str = "alice",
-                    versioned_auth_url: bool = False) -> Path:
+    def clouds_yaml(
+        self,
+        path: str | Path,
+        cloud: str = "fake",
+        user: str = "alice",
+        versioned_auth_url: bool = False,
+    ) -> Path:
         """Write a clouds.yaml (mode 0600) with ``cloud`` using ``user``'s application
         credential, shaped like the one Chameleon's Horizon downloads: its ``auth_url`` is
         Keystone's root *without* ``/v3`` (openstacksdk appends it because of
@@ -150,14 +175,21 @@ class FakeCloud:
         ``<root>/auth/tokens`` and get a 404, as on the real site). Returns the path."""
         u = self.world.user(user)
         auth_url = self.auth_url if versioned_auth_url else f"{self.url}/identity"
-        doc = {"clouds": {cloud: {
-            "auth": {"auth_url": auth_url, "application_credential_id": u.app_cred_id,
-                     "application_credential_secret": u.app_cred_secret},
-            "region_name": REGION,
-            "interface": "public",
-            "identity_api_version": 3,
-            "auth_type": "v3applicationcredential",
-        }}}
+        doc = {
+            "clouds": {
+                cloud: {
+                    "auth": {
+                        "auth_url": auth_url,
+                        "application_credential_id": u.app_cred_id,
+                        "application_credential_secret": u.app_cred_secret,
+                    },
+                    "region_name": REGION,
+                    "interface": "public",
+                    "identity_api_version": 3,
+                    "auth_type": "v3applicationcredential",
+                }
+            }
+        }
         path = Path(path)
         # Written 0600 under a temporary name, then renamed: readers never see a partial
         # or world-readable file (it holds a secret).
@@ -217,11 +249,15 @@ class FakeCloud:
     def _authenticate(self, ctx: Ctx, service: Any) -> None:
         token = self.world.tokens.get(ctx.request.headers.get("X-Auth-Token", ""))
         if token is None or token["_expires"] < utcnow():
-            raise ApiError(401, "The request you have made requires authentication.",
-                           "Unauthorized")
+            raise ApiError(
+                401, "The request you have made requires authentication.", "Unauthorized"
+            )
         if service is not keystone and not token.get("project"):
-            raise ApiError(401, "The request you have made requires authentication "
-                                "(unscoped token).", "Unauthorized")
+            raise ApiError(
+                401,
+                "The request you have made requires authentication (unscoped token).",
+                "Unauthorized",
+            )
         ctx.token = token
 
     def _respond(self, ctx: Ctx, reply: Reply) -> Response:
@@ -237,10 +273,18 @@ class FakeCloud:
         if reply.body is None:
             return Response(status=reply.status, headers=headers)
         if isinstance(reply.body, str):
-            return Response(reply.body, status=reply.status, headers=headers,
-                            content_type="text/plain; charset=UTF-8")
-        return Response(json.dumps(reply.body), status=reply.status, headers=headers,
-                        content_type="application/json")
+            return Response(
+                reply.body,
+                status=reply.status,
+                headers=headers,
+                content_type="text/plain; charset=UTF-8",
+            )
+        return Response(
+            json.dumps(reply.body),
+            status=reply.status,
+            headers=headers,
+            content_type="application/json",
+        )
 
     @staticmethod
     def _drop(environ: dict, start_response: Any) -> list[bytes]:
@@ -254,8 +298,14 @@ class FakeCloud:
         return [b""]
 
     def _log(self, ctx: Ctx, service: str, status: int) -> None:
-        entry = LogEntry(ctx.request.method, ctx.request.path,
-                         ctx.request.query_string.decode(), status, service,
-                         ctx.user_id, ctx.project_id)
+        entry = LogEntry(
+            ctx.request.method,
+            ctx.request.path,
+            ctx.request.query_string.decode(),
+            status,
+            service,
+            ctx.user_id,
+            ctx.project_id,
+        )
         with self.world.lock:
             self.world.log.append(entry)

@@ -140,9 +140,7 @@ class World:
     quotas: dict[str, dict[str, int]] = field(default_factory=dict)  # project id -> limits
     log: list[LogEntry] = field(default_factory=list)
     # kind -> id -> resource dict (wire shape + private "_" keys)
-    tables: dict[str, dict[str, dict]] = field(
-        default_factory=lambda: {kind: {} for kind in KINDS}
-    )
+    tables: dict[str, dict[str, dict]] = field(default_factory=lambda: {kind: {} for kind in KINDS})
 
     # ----------------------------------------------------------------- inspection
 
@@ -191,9 +189,7 @@ class World:
         """Logged requests, optionally only one method and paths containing a substring."""
         with self.lock:
             return [
-                e
-                for e in self.log
-                if (method is None or e.method == method) and contains in e.path
+                e for e in self.log if (method is None or e.method == method) and contains in e.path
             ]
 
     def user(self, name_or_id: str) -> User:
