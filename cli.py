@@ -600,8 +600,12 @@ def down(cctx: click.Context, dry_run: bool, **kw: Any) -> None:
 @click.option("--port", type=int, help="Port (default 5000).")
 @click.option("--workers", type=int, help="gunicorn worker processes (default 1).")
 @click.option("--threads", type=int, help="Request threads per worker (default 4).")
-@click.option("--ort-threads", type=int, help="ONNX Runtime intra-op threads per inference.")
-@click.option("--max-inflight", type=int, help="Concurrent inferences per worker (0: per CPU).")
+@click.option(
+    "--ort-threads", type=int, help="ONNX Runtime threads per inference (0: 2 on 2+ CPUs)."
+)
+@click.option(
+    "--max-inflight", type=int, help="Concurrent inferences per worker (0: fill the CPUs)."
+)
 @click.option("--max-upload-mb", type=float, help="Largest accepted upload (default 10).")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @pass_ctx
@@ -1070,7 +1074,9 @@ def model_compare(runs: tuple[Path, ...]) -> None:
 @click.option("--keep-serving", is_flag=True, help="Leave the service up until Ctrl-C.")
 @click.option("--workers", type=int, help="gunicorn worker processes.")
 @click.option("--threads", type=int, help="Request threads per worker.")
-@click.option("--ort-threads", type=int, help="ONNX Runtime intra-op threads per inference.")
+@click.option(
+    "--ort-threads", type=int, help="ONNX Runtime threads per inference (0: 2 on 2+ CPUs)."
+)
 @pass_ctx
 def demo(
     ctx: Ctx,

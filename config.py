@@ -49,10 +49,10 @@ class ServeSettings(Section):
     workers: int = Field(1, ge=1, le=64, description="gunicorn worker processes")
     threads: int = Field(4, ge=1, le=256, description="request threads per worker")
     ort_threads: int = Field(
-        1, ge=0, le=64, description="ONNX Runtime intra-op threads per inference (0: ORT default)"
+        0, ge=0, le=64, description="ONNX Runtime intra-op threads per inference (0: 2 on 2+ CPUs)"
     )
     max_inflight: int = Field(
-        0, ge=0, le=256, description="concurrent inferences per worker (0: one per CPU)"
+        0, ge=0, le=256, description="concurrent inferences per worker (0: fill the CPUs)"
     )
     max_upload_mb: float = Field(10.0, gt=0, le=1024)
     timeout: int = Field(30, ge=1, description="gunicorn worker timeout, seconds")

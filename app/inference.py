@@ -48,6 +48,23 @@ class Prediction:
         }
 
 
+def thread_layout(
+    ort_threads: int = 0, max_inflight: int = 0, cpus: int | None = None
+) -> tuple[int, int]:
+    """(intra-op threads per inference, inferences in flight) for this process's CPUs.
+
+    0 means "choose": two intra-op threads per inference where there are two CPUs or more
+    (measured on 2 CPUs, bench/: 1-client p50 13.2 ms against 17.3 ms with one thread, for
+    6 % less throughput at saturation), then as many inferences in flight as fill the CPUs.
+    More threads per inference scale poorly on a MobileNet-sized graph, so more CPUs buy
+    more concurrent inferences instead.
+    """
+    cpus = cpus or available_cpus()
+    ort_threads = ort_threads or min(2, cpus)
+    max_inflight = max_inflight or max(1, cpus // ort_threads)
+    return ort_threads, max_inflight
+
+
 def session_options(ort_threads: int) -> ort.SessionOptions:
     """ORT options for a serving process where several requests may run at once."""
     opts = ort.SessionOptions()
@@ -68,20 +85,19 @@ class Classifier:
     def __init__(
         self,
         model_path: Path | str,
-        ort_threads: int = 1,
+        ort_threads: int = 0,
         max_inflight: int = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ):
         self.path = Path(model_path)
         if not self.path.is_file():
             raise ModelLoadError(f"model file {self.path} does not exist")
-        self.max_inflight = max_inflight or available_cpus()
-        self.ort_threads = ort_threads
+        self.ort_threads, self.max_inflight = thread_layout(ort_threads, max_inflight)
         self.max_pixels = max_pixels
         try:
             self.session = ort.InferenceSession(
                 str(self.path),
-                sess_options=session_options(ort_threads),
+                sess_options=session_options(self.ort_threads),
                 providers=["CPUExecutionProvider"],
             )
         except Exception as exc:

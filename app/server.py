@@ -26,8 +26,8 @@ class ServeOptions:
     port: int = 5000
     workers: int = 1
     threads: int = 4
-    ort_threads: int = 1
-    max_inflight: int = 0
+    ort_threads: int = 0  # 0: auto, see app/inference.py thread_layout()
+    max_inflight: int = 0  # 0: auto
     max_upload_mb: float = 10.0
     timeout: int = 30
     access_log: bool = False
@@ -103,15 +103,6 @@ class _Gunicorn(BaseApplication):
             max_inflight=self.opts.max_inflight,
             max_upload_mb=self.opts.max_upload_mb,
         )
-
-
-def check_model(opts: ServeOptions) -> None:
-    """Fail before forking workers when the model is missing or unloadable."""
-    from .inference import Classifier
-
-    if not opts.model:
-        raise SystemExit("no model: set GGCTL_SERVE__MODEL or pass --model")
-    Classifier(opts.model, ort_threads=1, max_inflight=1)
 
 
 def run(opts: ServeOptions) -> None:

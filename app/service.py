@@ -51,7 +51,7 @@ def create_app(
         raise ModelLoadError(
             "no model given: pass model_path or set GGCTL_SERVE__MODEL to an .onnx file"
         )
-    ort_threads = int(ort_threads if ort_threads is not None else _env("ort_threads", 1))
+    ort_threads = int(ort_threads if ort_threads is not None else _env("ort_threads", 0))
     max_inflight = int(max_inflight if max_inflight is not None else _env("max_inflight", 0))
     max_upload_mb = float(max_upload_mb if max_upload_mb is not None else _env("max_upload_mb", 10))
 

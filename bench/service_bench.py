@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ggctl.app.inference import thread_layout
 from ggctl.ports import free_port
 
 MIB = 1024 * 1024
@@ -804,8 +805,8 @@ def sweep_layouts(ncpus: int, quick: bool) -> list[Layout]:
         ]
     else:
         full = [
-            Layout(1, 4, 1, 2),  # the default on a 2-CPU pod
-            Layout(1, 4, 2, 1),  # one inference at a time, 2 intra-op threads
+            Layout(1, 4, 1, 2),  # one inference per CPU, one thread each
+            Layout(1, 4, 2, 1),  # the default on a 2-CPU pod: one inference, 2 threads
             Layout(2, 2, 1, 1),
             Layout(1, 8, 1, 2),
             Layout(1, 2, 1, 2),
@@ -1292,7 +1293,8 @@ def main(argv: list[str] | None = None) -> int:
         result["floor"] = measure_floor(model, TEST_IMAGE, budget)
 
         d = ServeSettings()
-        default = Layout(d.workers, d.threads, d.ort_threads, d.max_inflight or len(cpus))
+        ort, inflight = thread_layout(d.ort_threads, d.max_inflight, len(cpus))
+        default = Layout(d.workers, d.threads, ort, inflight)
         log(f"service, default layout {default.label}")
         result["service"] = bench_service(model, TEST_IMAGE, default, budget, workdir, log)
         result["targets"] = evaluate_targets(result["floor"], result["service"])
