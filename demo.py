@@ -25,19 +25,17 @@ from typing import Any
 
 from ggctl.config import Settings
 from ggctl.errors import GgctlError
-from ggctl.evaluate.loadgen import LoadResult, Progress, run_load
-from ggctl.evaluate.monitor import Monitor, ProcessSampler
+from ggctl.evaluate.loadgen import LoadResult
+from ggctl.evaluate.measure import measured_load
+from ggctl.evaluate.monitor import ProcessSampler
 from ggctl.evaluate.profile import Profile, ProfileError, load_profile
 from ggctl.evaluate.report import RESULTS_JSON, STAGES_CSV, write_results, write_stages_csv
-from ggctl.evaluate.scoring import Scores, read_request_log, score
+from ggctl.evaluate.runs import SAMPLES_CSV
+from ggctl.evaluate.scoring import Scores
 from ggctl.ports import LOOPBACK, free_port
 from ggctl.state import StateDir
 
 SERVER_LOG = "server.log"
-SAMPLES_CSV = "samples.csv"
-# psutil on a handful of processes costs about a millisecond; below this the sampler
-# would measure its own noise more than the service.
-MIN_SAMPLE_PERIOD_S = 0.1
 
 
 class DemoError(GgctlError):
@@ -184,20 +182,6 @@ class LocalServer:
         return self.proc.wait()
 
 
-def _progress_display(console: Any, quiet: bool) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn
-
-    # Narrow on purpose: a stage line that wraps in an 80-column terminal is unreadable.
-    return Progress(
-        BarColumn(bar_width=24),
-        TextColumn("{task.completed:>4.0f}/{task.total:.0f} s"),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        disable=quiet,
-        transient=False,
-    )
-
-
 def run_demo(
     settings: Settings,
     *,
@@ -243,7 +227,6 @@ def run_demo(
         )
 
     server = LocalServer(settings, model, free_port(), run_dir / SERVER_LOG)
-    monitor: Monitor | None = None
     try:
         server.start()
         ready_s = server.wait_ready(ready_timeout_s)
@@ -253,37 +236,17 @@ def run_demo(
                 f"[bold]{profile.name}[/] x{profile.speed:g}: {len(profile.stages)} stages, "
                 f"{profile.total_duration_s:.0f} s, up to {profile.max_users} users"
             )
-        sample_period = max(settings.demo.sample_interval / profile.speed, MIN_SAMPLE_PERIOD_S)
-        monitor = Monitor(ProcessSampler(server.pid), sample_period, run_dir / SAMPLES_CSV)
-
-        with _progress_display(console, quiet) as bar:
-            task = bar.add_task("load", total=profile.total_duration_s, info="starting Locust…")
-
-            def on_progress(p: Progress) -> None:
-                # Sample from the first request on: Locust's start-up is not the service's load.
-                if monitor is not None and not monitor.started:
-                    monitor.start()
-                rate = p.requests / p.elapsed_s if p.elapsed_s > 0 else 0.0
-                bar.update(
-                    task,
-                    completed=min(p.elapsed_s, p.total_s),
-                    info=(
-                        f"stage {p.stage + 1}/{p.stages} · {p.users} users · {p.requests:,} req "
-                        f"· {rate:,.0f}/s · {p.failures:,} failed"
-                    ),
-                )
-
-            load = run_load(
-                server.url,
-                profile,
-                run_dir,
-                on_progress=on_progress,
-                request_timeout_s=float(settings.serve.timeout),
-            )
-            bar.update(task, completed=profile.total_duration_s)
-        samples = monitor.stop()
-        requests_log = read_request_log(load.requests_csv)
-        scores = score(requests_log, samples, profile.total_duration_s)
+        m = measured_load(
+            server.url,
+            profile,
+            ProcessSampler(server.pid),
+            run_dir,
+            sample_interval_s=settings.demo.sample_interval,
+            console=console,
+            quiet=quiet,
+            request_timeout_s=float(settings.serve.timeout),
+        )
+        load, scores = m.load, m.scores
 
         files = {
             "requests": load.requests_csv,
@@ -298,8 +261,8 @@ def run_demo(
             "model": str(model),
             "serve": {**settings.serve.model_dump(mode="json"), "model": str(model)},
             "ready_s": round(ready_s, 3),
-            "sample_period_s": sample_period,
-            "sampler_errors": monitor.errors,
+            "sample_period_s": m.sample_period_s,
+            "sampler_errors": m.sampler_errors,
             "loadgen": {
                 "engine": "locust",
                 "wall_s": load.wall_s,
@@ -327,6 +290,4 @@ def run_demo(
                 server.wait()
         return result
     finally:
-        if monitor is not None:
-            monitor.stop()
         server.stop()

@@ -32,20 +32,17 @@ from urllib.parse import urlsplit
 from ggctl.config import Settings
 from ggctl.errors import GgctlError
 from ggctl.evaluate.k8s import KubernetesSampler
-from ggctl.evaluate.loadgen import LoadResult, Progress, run_load
-from ggctl.evaluate.monitor import Monitor
+from ggctl.evaluate.loadgen import LoadResult
+from ggctl.evaluate.measure import measured_load
 from ggctl.evaluate.profile import Profile, ProfileError, load_profile
 from ggctl.evaluate.report import RESULTS_JSON, STAGES_CSV, write_results, write_stages_csv
 from ggctl.evaluate.runs import CLUSTER_CSV, SAMPLES_CSV, load_start
-from ggctl.evaluate.scoring import Scores, read_request_log, score
+from ggctl.evaluate.scoring import Scores
 from ggctl.manifests.strategy import NODE_PORT, POD_SELECTOR
 from ggctl.state import StateDir
 
 #: The course's resource monitor samples every 5 s; so do we, in profile time.
 SAMPLE_INTERVAL_S = 5.0
-#: Below this a compressed run would sample the API faster than it is worth (metrics-server
-#: itself refreshes every 15 s or so).
-MIN_SAMPLE_PERIOD_S = 0.1
 READY_PATH = "/readyz"
 
 
@@ -188,19 +185,6 @@ def _json_or_text(r: Any) -> Any:
         return r.text[:200]
 
 
-def _progress_display(console: Any, quiet: bool) -> Any:
-    from rich.progress import BarColumn, TextColumn
-    from rich.progress import Progress as Bar
-
-    return Bar(
-        BarColumn(bar_width=24),
-        TextColumn("{task.completed:>5.0f}/{task.total:.0f} s"),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        disable=quiet,
-    )
-
-
 def _accuracy(
     model: Path | None, data: Path | None, console: Any, quiet: bool, served: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, list[str]]:
@@ -270,7 +254,6 @@ def run_evaluation(
     accuracy, warnings = _accuracy(model, data, console, quiet, served)
 
     sampler = KubernetesSampler.from_kubeconfig(target.kubeconfig, target.namespace)
-    monitor: Monitor | None = None
     try:
         first = sampler.check()
         live = sorted(sampler.strategies)
@@ -298,32 +281,18 @@ def run_evaluation(
                 f"{prof.total_duration_s:,.0f} s, up to {prof.max_users} users",
                 highlight=False,
             )
-        period = max(SAMPLE_INTERVAL_S / prof.speed, MIN_SAMPLE_PERIOD_S)
-        monitor = Monitor(sampler, period, run_dir / SAMPLES_CSV)
-
-        with _progress_display(console, quiet) as bar:
-            task = bar.add_task("load", total=prof.total_duration_s, info="starting Locust…")
-
-            def on_progress(p: Progress) -> None:
-                if monitor is not None and not monitor.started:
-                    monitor.start()
-                n = monitor.samples[-1].n_replica if monitor and monitor.samples else "?"
-                bar.update(
-                    task,
-                    completed=min(p.elapsed_s, p.total_s),
-                    info=(
-                        f"stage {p.stage + 1}/{p.stages} · {p.users} users · {p.requests:,} req "
-                        f"· {p.failures:,} failed · {n} pods"
-                    ),
-                )
-
-            load = run_load(
-                target.url, prof, run_dir, on_progress=on_progress, request_timeout_s=30.0
-            )
-            bar.update(task, completed=prof.total_duration_s)
-        samples = monitor.stop()
-        requests_log = read_request_log(load.requests_csv)
-        scores = score(requests_log, samples, prof.total_duration_s)
+        m = measured_load(
+            target.url,
+            prof,
+            sampler,
+            run_dir,
+            sample_interval_s=SAMPLE_INTERVAL_S,
+            console=console,
+            quiet=quiet,
+            request_timeout_s=30.0,
+            status=lambda mon: f"{mon.samples[-1].n_replica if mon.samples else '?'} pods",
+        )
+        load, scores, samples, requests_log = m.load, m.scores, m.samples, m.requests
         files = {
             "requests": load.requests_csv,
             "samples": run_dir / SAMPLES_CSV,
@@ -349,8 +318,8 @@ def run_evaluation(
             "warnings": warnings,
             "t0": load_start(requests_log, samples),
             "sample_interval_profile_s": SAMPLE_INTERVAL_S,
-            "sample_period_s": period,
-            "sampler_errors": monitor.errors,
+            "sample_period_s": m.sample_period_s,
+            "sampler_errors": m.sampler_errors,
             "loadgen": {
                 "engine": "locust",
                 "wall_s": load.wall_s,
@@ -382,8 +351,6 @@ def run_evaluation(
             on_result(result)
         return result
     finally:
-        if monitor is not None:
-            monitor.stop()
         sampler.close()
 
 
