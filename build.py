@@ -1,6 +1,7 @@
 """`ggctl build`: the service image, built on node-0 by BuildKit and pushed to node-0:5000.
 
     resolve_model     --model, else [serve] model, else the built-in demo model
+    choose_for_build  --int8-if-better: that model or its int8 twin (ggctl.model.select)
     prepare           the model checked, its build context (ggctl.buildctx) and the image name
     buildctl_argv     the exact `buildctl build` command line run on node-0
     remote_script     what runs there: unpack the tar from stdin into a temporary folder, build
@@ -88,6 +89,38 @@ def resolve_model(settings: Any, model: Path | None, *, cache: bool = True) -> P
     scratch = tempfile.mkdtemp(prefix="ggctl-demo-model-")
     atexit.register(shutil.rmtree, scratch, True)
     return ensure_demo_model(Path(scratch))
+
+
+def choose_for_build(
+    settings: Any,
+    model: Path | None,
+    data: Path | None,
+    max_drop: float,
+    *,
+    dry_run: bool = False,
+    console: Any = None,
+) -> Any:
+    """The fp32 model or its int8 twin, whichever `ggctl.model.select` chooses (a Choice).
+
+    Measured with 1 ORT thread, as the optimized strategy's pods run. The int8 file and
+    choice.json go to <state>/models/choice-<fp32 sha256>/, or to a temporary folder on a
+    dry run, which leaves the state folder untouched.
+    """
+    from ggctl.buildctx import sha256_file
+    from ggctl.model.select import choose_model
+    from ggctl.serving import check_model
+
+    fp32 = resolve_model(settings, model, cache=not dry_run)
+    check_model(fp32)
+    if dry_run:
+        import atexit
+        import shutil
+
+        out = Path(tempfile.mkdtemp(prefix="ggctl-choice-"))
+        atexit.register(shutil.rmtree, out, True)
+    else:
+        out = Path(settings.state_dir) / "models" / f"choice-{sha256_file(fp32)[:12]}"
+    return choose_model(fp32, data, max_drop, out, threads=1, console=console)
 
 
 @dataclass

@@ -218,23 +218,113 @@ _model_option = click.option(
 )
 
 
+def _choice_options(f: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--int8-if-better",
+                is_flag=True,
+                help="Bake in the model's int8 twin where it measures faster and its accuracy "
+                "drop is within --max-drop (needs --data; see `ggctl model choose`).",
+            ),
+            click.option(
+                "--data",
+                type=click.Path(exists=True, file_okay=False, path_type=Path),
+                help="Food-11 layout folder the accuracy drop is measured on.",
+            ),
+            click.option(
+                "--max-drop",
+                type=float,
+                default=1.0,
+                show_default=True,
+                help="Largest accepted accuracy drop of int8, in percentage points.",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _choice_table(choice: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title="fp32 or int8", title_justify="left")
+    for column in ("", "fp32", "int8"):
+        table.add_column(column, style="bold" if not column else None)
+    models = (choice.fp32, choice.int8)
+    table.add_row("p50 latency, batch 1", *(f"{m.p50_ms:#.3g} ms" for m in models))
+    table.add_row(
+        "accuracy",
+        *("unknown" if m.accuracy is None else f"{m.accuracy:.2%} of {m.images}" for m in models),
+    )
+    table.add_row(
+        "size",
+        *(
+            f"{m.size_bytes / 1e6:.2f} MB"
+            if m.size_bytes >= 1e5
+            else f"{m.size_bytes / 1e3:.1f} kB"
+            for m in models
+        ),
+    )
+    table.add_row("file", *(m.path for m in models))
+    return table
+
+
+def _chosen_model(
+    settings: Settings,
+    model: Path | None,
+    int8_if_better: bool,
+    data: Path | None,
+    max_drop: float,
+    *,
+    dry_run: bool = False,
+) -> Path | None:
+    """--int8-if-better: run the choice, show it, and return the chosen file; else `model`."""
+    if not int8_if_better:
+        if data is not None:
+            raise click.UsageError("--data goes with --int8-if-better")
+        return model
+    from ggctl.build import choose_for_build
+
+    with err_console.status("quantizing, measuring and evaluating fp32 and int8…"):
+        choice = choose_for_build(settings, model, data, max_drop, dry_run=dry_run)
+    err_console.print(_choice_table(choice))
+    err_console.print(f"[bold]{choice.chosen}[/] chosen: {choice.reason}", highlight=False)
+    return Path(choice.path)
+
+
 @cli.command()
 @_model_option
+@_choice_options
 @click.option("--tag", help="Push under this tag instead of the content hash (always built).")
 @click.option("--dry-run", is_flag=True, help="List the context's files and the tag; send nothing.")
 @pass_ctx
-def build(ctx: Ctx, model: Path | None, tag: str | None, dry_run: bool) -> None:
+def build(
+    ctx: Ctx,
+    model: Path | None,
+    int8_if_better: bool,
+    data: Path | None,
+    max_drop: float,
+    tag: str | None,
+    dry_run: bool,
+) -> None:
     """Build the service image on node-0 (BuildKit) and push it to node-0:5000; no local Docker."""
     from ggctl.build import prepare, run_build
 
     settings = ctx.settings()
+    model = _chosen_model(settings, model, int8_if_better, data, max_drop, dry_run=dry_run)
     plan = prepare(settings, model, tag, dry_run=dry_run)
     if dry_run:
         rows = [(f.name, f"{f.size:,} B") for f in plan.context.files]
         console.print(
             _kv_table(
                 f"dry run: {len(rows)} files, {plan.context.size:,} B (nothing sent)",
-                [*rows, ("tag", plan.tag), ("image", plan.image)],
+                [
+                    *rows,
+                    ("model", str(plan.context.model)),
+                    ("tag", plan.tag),
+                    ("image", plan.image),
+                ],
             )
         )
         return
@@ -526,6 +616,7 @@ def teardown(
     help="Deploy strategy (default: [deploy] strategy, optimized).",
 )
 @_model_option
+@_choice_options
 @click.option(
     "--key",
     "public_key",
@@ -540,6 +631,9 @@ def up(
     ctx: Ctx,
     strategy: str | None,
     model: Path | None,
+    int8_if_better: bool,
+    data: Path | None,
+    max_drop: float,
     public_key: Path | None,
     name: str | None,
     site: str | None,
@@ -554,6 +648,7 @@ def up(
         **_cloud_flags(name=name, site=site, os_cloud=os_cloud, public_key=public_key),
     )
     configure_logging(settings.verbose)
+    model = _chosen_model(settings, model, int8_if_better, data, max_drop)
 
     def show(step: Any) -> None:
         mark = {"ran": "[green]✓[/]", "skipped": "[dim]–[/]", "failed": "[red]✗[/]"}
@@ -683,7 +778,7 @@ def _toml_value(value: Any) -> str:
 
 @cli.group("model")
 def model_group() -> None:
-    """Export, quantize and evaluate ONNX classifiers; build the untrained demo model."""
+    """Export, quantize, evaluate and choose (fp32 or int8) ONNX classifiers; the demo model."""
 
 
 def _floats3(text: str | None, flag: str) -> tuple[float, float, float] | None:
@@ -870,6 +965,52 @@ def model_quantize(
             ],
         )
     )
+
+
+@model_group.command("choose")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Food-11 layout folder for both accuracies (without it int8 is never chosen).",
+)
+@click.option(
+    "--max-drop",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Largest accepted accuracy drop of int8, in percentage points.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the int8 model and choice.json (default: <model>.choice/ beside it).",
+)
+@click.option(
+    "--int8",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Compare with this int8 model instead of quantizing.",
+)
+@click.option("--threads", type=int, default=1, show_default=True, help="ORT intra-op threads.")
+def model_choose(
+    model: Path,
+    data: Path | None,
+    max_drop: float,
+    out: Path | None,
+    int8: Path | None,
+    threads: int,
+) -> None:
+    """fp32 or int8: int8 only where it measures faster here and loses at most --max-drop points."""
+    from ggctl.model.select import choose_model
+
+    out = out or model.with_name(model.stem + ".choice")
+    with console.status("quantizing, measuring and evaluating fp32 and int8…"):
+        c = choose_model(model, data, max_drop, out, threads, int8_path=int8)
+    console.print(_choice_table(c))
+    console.print(f"[bold]{c.chosen}[/] chosen: {c.reason}", highlight=False)
+    console.print(f"model to serve: {c.path}  (record: {out / 'choice.json'})", highlight=False)
 
 
 @model_group.command("evaluate")

@@ -254,7 +254,11 @@ def _serve_env(cpu_limit_cores: float) -> tuple[tuple[str, str], ...]:
 @dataclass(frozen=True)
 class OptimizedStrategy(Strategy):
     """Our strategy: small right-sized pods, cheap probes, a fast-up/slow-down HPA (autoscaling/v2),
-    a PodDisruptionBudget and a graceful shutdown, so scale-down drops no request."""
+    a PodDisruptionBudget and a graceful shutdown, so scale-down drops no request.
+
+    The model: `ggctl build --int8-if-better --data DIR [--max-drop PT]` (also on `ggctl up`)
+    bakes in the int8 model only where it measured faster than fp32 on this CPU and lost at
+    most PT points of accuracy on DIR (ggctl.model.select; the figures go to choice.json)."""
 
     name: ClassVar[str] = "optimized"
     summary: ClassVar[str] = "ours: right-sized pods, HPA v2 1-5 fast up / slow down, PDB"
