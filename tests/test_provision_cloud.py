@@ -157,3 +157,27 @@ def test_missing_image_and_flavor_fail_before_any_change(fake_cloud, alice, tmp_
     with pytest.raises(GgctlError, match=r"flavor 'm9\.huge'"):
         reserve(settings(tmp_path, "alice", flavor="m9.huge"), dry_run=False, console=quiet())
     assert held(fake_cloud) == {}
+
+
+def test_reserved_inventory_feeds_the_cluster_step(fake_cloud, alice, tmp_path):
+    """What reserve writes from a (fake) reservation is what `ggctl cluster` runs on."""
+    from test_inventory import ANSIBLE_INVENTORY, run_ansible_inventory
+
+    from ggctl import cluster
+
+    if not ANSIBLE_INVENTORY.exists():
+        pytest.skip("ansible-core not installed")
+    st = reserve(alice, dry_run=False, console=quiet()).state
+    state = StateDir(alice.state_dir)
+    inventory = cluster.default_inventory(state)
+    inv = run_ansible_inventory(inventory, tmp_path)
+    assert set(inv["kube_node"]["hosts"]) == {"node-0", "node-1", "node-2"}
+    hostvars = inv["_meta"]["hostvars"]
+    assert hostvars["node-0"]["ansible_host"] == st["floating_ip"]
+    assert hostvars["node-2"]["node_ip"] == "192.168.1.12"
+    assert hostvars["node-0"]["metallb_address_pool"] == "192.168.1.240-192.168.1.250"
+    plan = cluster.make_plan(state, inventory=inventory, check=True)
+    cmd = cluster.ansible_command(plan, cluster.prepare_private_data_dir(tmp_path / "r", plan))
+    assert cmd[cmd.index("-i") + 1] == str(inventory)
+    teardown(alice, dry_run=False, console=quiet())
+    assert held(fake_cloud) == {}
