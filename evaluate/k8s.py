@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import astuple, dataclass, fields
@@ -45,6 +44,7 @@ from typing import IO, Any
 
 from ggctl.errors import GgctlError
 from ggctl.evaluate.monitor import Sample
+from ggctl.kubeclient import api_client
 from ggctl.manifests.strategy import POD_SELECTOR, STRATEGY_LABEL
 
 log = logging.getLogger(__name__)
@@ -181,19 +181,12 @@ class KubernetesSampler:
         cls, path: Path | None, namespace: str = "default", context: str | None = None, **kw: Any
     ) -> KubernetesSampler:
         """A sampler for the cluster of a kubeconfig (None: $KUBECONFIG, else ~/.kube/config)."""
-        from kubernetes import config
-
-        try:
-            api = config.new_client_from_config(
-                config_file=str(path) if path else None, context=context, persist_config=False
-            )
-        except (config.ConfigException, OSError, TypeError) as exc:
-            where = str(path) if path else os.environ.get("KUBECONFIG", "~/.kube/config")
-            raise KubernetesSamplerError(
-                f"cannot use the kubeconfig {where}: {exc}",
-                hint="pass --kubeconfig FILE (the one `ggctl deploy` used)",
-            ) from None
-        api.configuration.retries = 0
+        api = api_client(
+            path,
+            context,
+            error=KubernetesSamplerError,
+            hint="pass --kubeconfig FILE (the one `ggctl deploy` used)",
+        )
         return cls(api, namespace, **kw)
 
     # ------------------------------------------------------------------ API calls

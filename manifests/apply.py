@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from ggctl.errors import GgctlError
+from ggctl.kubeclient import api_client
 
 from .render import KIND_ORDER
 from .strategy import OURS_SELECTOR, STRATEGY_LABEL
@@ -132,19 +133,13 @@ class Cluster:
 
     @classmethod
     def from_kubeconfig(cls, path: Path | None = None, context: str | None = None) -> Cluster:
-        from kubernetes import config
-
-        try:
-            api = config.new_client_from_config(
-                config_file=str(path) if path else None, context=context, persist_config=False
-            )
-        except (config.ConfigException, OSError, TypeError) as exc:
-            where = str(path) if path else os.environ.get("KUBECONFIG", "~/.kube/config")
-            raise DeployError(
-                f"cannot use the kubeconfig {where}: {exc}",
-                hint="pass --kubeconfig FILE (a kind, k3s or kubeadm admin.conf works)",
-            ) from None
-        api.configuration.retries = 1
+        api = api_client(
+            path,
+            context,
+            retries=1,
+            error=DeployError,
+            hint="pass --kubeconfig FILE (a kind, k3s or kubeadm admin.conf works)",
+        )
         return cls(api)
 
     def close(self) -> None:
