@@ -206,7 +206,7 @@ def cluster_registry(ctx: Ctx, **kw: Any) -> None:
 @pass_ctx
 def kubectl(ctx: Ctx, args: tuple[str, ...]) -> None:
     """Run kubectl against the cluster through an SSH tunnel via node-0: ggctl kubectl -- ARGS."""
-    from ggctl.cluster import kubectl_from_settings
+    from ggctl.tunnel import kubectl_from_settings
 
     sys.exit(kubectl_from_settings(ctx.settings(), args))
 
@@ -392,8 +392,8 @@ def deploy(
                 )
             )
         return
-    from ggctl.cluster import api_access
     from ggctl.state import StateDir
+    from ggctl.tunnel import api_access
 
     with api_access(settings, StateDir(settings.state_dir)):
         result = run_deploy(settings, console=err_console)
@@ -481,8 +481,8 @@ def evaluate(
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
         console.print(f"[dim]files and plots in {r.run_dir}[/]", highlight=False)
 
-    from ggctl.cluster import api_access
     from ggctl.state import StateDir
+    from ggctl.tunnel import api_access
 
     # The sampler reaches ggctl's own cluster through the SSH tunnel, as deploy does.
     with api_access(settings, StateDir(settings.state_dir)):

@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ggctl.cluster import api_access, kubeconfig_server  # noqa: F401 - used by up and its tests
 from ggctl.errors import GgctlError
 from ggctl.state import StateDir
+from ggctl.tunnel import api_access, kubeconfig_server  # noqa: F401 - used by up and its tests
 
 STEPS = ("reserve", "cluster", "build", "deploy")
 STATE_NAME = "up"

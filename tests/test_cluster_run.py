@@ -20,17 +20,18 @@ import pytest
 import yaml
 from rich.console import Console
 
-from ggctl import cluster
-from ggctl.cluster import (
-    ClusterError,
+from ggctl import cluster, tunnel
+from ggctl.ansible_events import (
     ProgressModel,
     RichProgress,
-    SshTarget,
     failure_lines,
     failure_report,
     summary_tables,
 )
+from ggctl.cluster import ClusterError
+from ggctl.ports import free_port, port_free
 from ggctl.state import StateDir
+from ggctl.tunnel import SshTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -335,9 +336,9 @@ def test_failure_lines_for_loops_and_unreachable():
 
 @needs_ansible
 def test_control_plane_ssh_from_the_inventory():
-    target = cluster.control_plane_ssh(EXAMPLE_INVENTORY)
+    target = tunnel.control_plane_ssh(EXAMPLE_INVENTORY)
     assert (target.host, target.user, target.node_ip) == ("203.0.113.10", "cc", "192.168.1.10")
-    cmd = cluster.tunnel_command(target, 16443)
+    cmd = tunnel.tunnel_command(target, 16443)
     assert cmd[:2] == ["ssh", "-N"] and cmd[-1] == "cc@203.0.113.10"
     assert cmd[cmd.index("-L") + 1] == "127.0.0.1:16443:127.0.0.1:6443"
     assert "ExitOnForwardFailure=yes" in cmd and "BatchMode=yes" in cmd
@@ -351,7 +352,7 @@ def test_tunnel_command_passes_jump_and_key():
         key="~/.ssh/k",
         common_args=["-o", "ProxyJump=cc@203.0.113.10"],
     )
-    cmd = cluster.tunnel_command(target, 5555)
+    cmd = tunnel.tunnel_command(target, 5555)
     assert cmd[cmd.index("-p") + 1] == "2222"
     assert cmd[cmd.index("-i") + 1] == os.path.expanduser("~/.ssh/k")
     assert "ProxyJump=cc@203.0.113.10" in cmd
@@ -372,13 +373,13 @@ def test_api_tunnel_opens_and_closes(tmp_path):
     fake = tmp_path / "ssh"
     fake.write_text(f"#!{sys.executable}\n{FAKE_SSH}")
     fake.chmod(0o755)
-    port = cluster.free_port()
+    port = free_port()
     target = SshTarget(host="node-0", user="cc")
-    with cluster.api_tunnel(target, port, ssh=str(fake)) as got:
+    with tunnel.api_tunnel(target, port, ssh=str(fake)) as got:
         assert got == port
         with socket.create_connection(("127.0.0.1", port), 2) as s:
             assert s.recv(16) == b"tunnel"
-    assert cluster.port_free(port)
+    assert port_free(port)
 
 
 def test_api_tunnel_reports_ssh_failure(tmp_path):
@@ -387,16 +388,16 @@ def test_api_tunnel_reports_ssh_failure(tmp_path):
     fake.chmod(0o755)
     with (
         pytest.raises(ClusterError, match="Permission denied"),
-        cluster.api_tunnel(SshTarget(host="node-0"), cluster.free_port(), ssh=str(fake)),
+        tunnel.api_tunnel(SshTarget(host="node-0"), free_port(), ssh=str(fake)),
     ):
         pass
 
 
 def test_kubectl_uses_the_state_kubeconfig_and_tunnel(tmp_path):
     with pytest.raises(ClusterError, match="no kubeconfig") as exc:
-        cluster.kubeconfig_path(StateDir(tmp_path))
+        tunnel.kubeconfig_path(StateDir(tmp_path))
     assert "ggctl cluster" in exc.value.hint
-    cmd = cluster.kubectl_command(tmp_path / "kubeconfig", 16444, ["get", "nodes"])
+    cmd = tunnel.kubectl_command(tmp_path / "kubeconfig", 16444, ["get", "nodes"])
     assert cmd == [
         "kubectl",
         "--kubeconfig",
