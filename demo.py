@@ -263,14 +263,7 @@ def run_demo(
             "ready_s": round(ready_s, 3),
             "sample_period_s": m.sample_period_s,
             "sampler_errors": m.sampler_errors,
-            "loadgen": {
-                "engine": "locust",
-                "wall_s": load.wall_s,
-                "cpu_s": load.cpu_s,
-                "cpu_cores": round(load.cpu_cores, 3),
-                "cpu_warning": load.cpu_warning,
-                "locust_totals": load.locust,
-            },
+            "loadgen": load.summary(),
             "machine": {"cpus": os.cpu_count()},
             "wall_s": round(wall_s, 3),
         }

@@ -320,15 +320,7 @@ def run_evaluation(
             "sample_interval_profile_s": SAMPLE_INTERVAL_S,
             "sample_period_s": m.sample_period_s,
             "sampler_errors": m.sampler_errors,
-            "loadgen": {
-                "engine": "locust",
-                "wall_s": load.wall_s,
-                "cpu_s": load.cpu_s,
-                "cpu_cores": round(load.cpu_cores, 3),
-                "cpu_warning": load.cpu_warning,
-                "interrupted": load.interrupted,
-                "locust_totals": load.locust,
-            },
+            "loadgen": load.summary(),
             "wall_s": round(wall_s, 3),
         }
         files["results"] = write_results(run_dir / RESULTS_JSON, scores, prof, **extra)

@@ -79,6 +79,18 @@ class LoadResult:
         """Mean CPU cores the load generator itself used while the profile ran."""
         return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
 
+    def summary(self) -> dict[str, Any]:
+        """The generator's own figures, as results.json records them."""
+        return {
+            "engine": "locust",
+            "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
+            "cpu_cores": round(self.cpu_cores, 3),
+            "cpu_warning": self.cpu_warning,
+            "interrupted": self.interrupted,
+            "locust_totals": self.locust,
+        }
+
 
 def run_load(
     url: str,
