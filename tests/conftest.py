@@ -113,6 +113,19 @@ def demo_model(model_dir: Path) -> Path:
 PROBE_CLASSES = ("red", "green", "blue", "top", "bottom")
 
 
+def save_graph(graph, path: Path, meta: ModelMeta | None = None) -> None:
+    """Write a test graph as a checked ONNX model, with ggctl metadata when given."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if meta is not None:
+        from ggctl.model.metadata import set_metadata
+
+        set_metadata(model, meta)
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+
+
 def make_probe_model(
     path: Path,
     *,
@@ -162,15 +175,7 @@ def make_probe_model(
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", len(PROBE_CLASSES)])],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    if meta is not None:
-        from ggctl.model.metadata import set_metadata
-
-        set_metadata(model, meta)
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
+    save_graph(graph, path, meta)
     if sidecar is not None:
         path.with_name(path.name + ".json").write_text(json.dumps(sidecar))
     return path
@@ -210,15 +215,7 @@ def make_linear_model(
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", num_classes])],
         initializer=[numpy_helper.from_array(w, "w")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    if meta is not None:
-        from ggctl.model.metadata import set_metadata
-
-        set_metadata(model, meta)
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
+    save_graph(graph, path, meta)
     return path
 
 
