@@ -8,6 +8,7 @@ from typing import Any
 
 import rich_click as click
 from rich.console import Console
+from rich.markup import escape
 
 from ggctl import __version__
 from ggctl.config import Settings, load_settings
@@ -70,6 +71,7 @@ def cli(
     if verbose:
         flags["verbose"] = verbose
     ctx.obj = Ctx(config, flags)
+    _RUN["ctx"] = ctx.obj  # for main(): where the failure log goes, and -v
 
 
 def _cloud_flags(**flags: Any) -> dict[str, Any]:
@@ -1266,8 +1268,30 @@ def demo(
     )
 
 
+_RUN: dict[str, Any] = {}
+
+
+def _failed(exc: BaseException, argv: list[str] | None) -> None:
+    """Keep the traceback of a failure in the state dir's log; print it too with -v."""
+    run_ctx = _RUN.get("ctx")
+    verbose = bool(run_ctx and run_ctx.flags.get("verbose"))
+    try:
+        state_dir = run_ctx.settings().state_dir if run_ctx else None
+    except Exception:  # a broken config file: its own error is what the user sees
+        state_dir = None
+    from ggctl.errors import log_failure
+
+    path = log_failure(state_dir, list(sys.argv[1:] if argv is None else argv), exc)
+    if verbose:
+        err_console.print_exception(show_locals=False)
+    elif path is not None:
+        err_console.print(f"[dim]details: {path} (or rerun with -v)[/]", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning expected failures into one readable message."""
+    from ggctl.provision.errors import describe
+
     try:
         cli.main(args=argv, prog_name="ggctl", standalone_mode=False)
     except click.exceptions.Abort:
@@ -1276,11 +1300,17 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except GgctlError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        if exc.hint:
-            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
-        sys.exit(exc.exit_code)
+    except Exception as exc:
+        # A client library's failure that no step turned into a message yet (the outside
+        # world: cloud, network) still ends in one; anything else is a bug and shows.
+        err = exc if isinstance(exc, GgctlError) else describe(exc, "finish the command")
+        _failed(exc, argv)
+        if err is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False)
+        if err.hint:
+            err_console.print(f"[dim]hint:[/] {escape(err.hint)}", highlight=False)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/]")
         sys.exit(130)
