@@ -162,7 +162,7 @@ def _cluster_options(f: Any) -> Any:
 
 
 def _run_cluster(ctx: Ctx, playbook: str, **kw: Any) -> None:
-    from ggctl.cluster import run_from_settings
+    from ggctl.cluster.run import run_from_settings
 
     result = run_from_settings(ctx.settings(), playbook=playbook, console=err_console, **kw)
     if result.kubeconfig:
@@ -206,7 +206,7 @@ def cluster_registry(ctx: Ctx, **kw: Any) -> None:
 @pass_ctx
 def kubectl(ctx: Ctx, args: tuple[str, ...]) -> None:
     """Run kubectl against the cluster through an SSH tunnel via node-0: ggctl kubectl -- ARGS."""
-    from ggctl.tunnel import kubectl_from_settings
+    from ggctl.cluster.tunnel import kubectl_from_settings
 
     sys.exit(kubectl_from_settings(ctx.settings(), args))
 
@@ -284,7 +284,7 @@ def _chosen_model(
         if data is not None:
             raise click.UsageError("--data goes with --int8-if-better")
         return model
-    from ggctl.build import choose_for_build
+    from ggctl.image.build import choose_for_build
 
     with err_console.status("quantizing, measuring and evaluating fp32 and int8…"):
         choice = choose_for_build(settings, model, data, max_drop, dry_run=dry_run)
@@ -309,7 +309,7 @@ def build(
     dry_run: bool,
 ) -> None:
     """Build the service image on node-0 (BuildKit) and push it to node-0:5000; no local Docker."""
-    from ggctl.build import prepare, run_build
+    from ggctl.image.build import prepare, run_build
 
     settings = ctx.settings()
     model = _chosen_model(settings, model, int8_if_better, data, max_drop, dry_run=dry_run)
@@ -392,8 +392,8 @@ def deploy(
                 )
             )
         return
+    from ggctl.cluster.tunnel import api_access
     from ggctl.state import StateDir
-    from ggctl.tunnel import api_access
 
     with api_access(settings, StateDir(settings.state_dir)):
         result = run_deploy(settings, console=err_console)
@@ -481,8 +481,8 @@ def evaluate(
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
         console.print(f"[dim]files and plots in {r.run_dir}[/]", highlight=False)
 
+    from ggctl.cluster.tunnel import api_access
     from ggctl.state import StateDir
-    from ggctl.tunnel import api_access
 
     # The sampler reaches ggctl's own cluster through the SSH tunnel, as deploy does.
     with api_access(settings, StateDir(settings.state_dir)):
@@ -717,7 +717,7 @@ def serve(
     access_log: bool,
 ) -> None:
     """Serve the classifier locally under gunicorn (page, /predict, /test, /metrics)."""
-    from ggctl.serving import serve_options, start_foreground
+    from ggctl.local.serving import serve_options, start_foreground
 
     settings = ctx.settings(
         serve={
@@ -1232,8 +1232,8 @@ def demo(
     ort_threads: int | None,
 ) -> None:
     """Serve locally and run the challenge's load test on it, time-compressed, with scores."""
-    from ggctl.demo import run_demo
     from ggctl.evaluate.report import scores_table, stages_table
+    from ggctl.local.demo import run_demo
 
     settings = ctx.settings(
         demo={"speed": speed, "duration": duration, "profile": profile},
