@@ -15,6 +15,13 @@ from ggctl.errors import GgctlError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Help lists the commands in the journey's order, not alphabetically.
+@click.command_panel(
+    "The journey",
+    commands=["reserve", "cluster", "build", "deploy", "evaluate", "teardown", "up", "down"],
+)
+@click.command_panel("While it runs", commands=["status", "extend", "ssh", "kubectl", "report"])
+@click.command_panel("On your machine", commands=["demo", "serve", "model", "config"])
 @click.version_option(__version__, prog_name="ggctl")
 @click.option(
     "--config",
