@@ -96,6 +96,14 @@ def reserve(sess: ks_session.Session, name: str = "lease-alice", amount: int = 3
         ],
     )
     assert lease["status"] == "PENDING"
+    assert [e["event_type"] for e in lease["events"]] == [
+        "start_lease",
+        "before_end_lease",
+        "end_lease",
+    ]
+    assert lease["start_date"].endswith(":00.000000")  # "now" is the current minute
+    lease = bc.lease.get(lease["id"])
+    assert lease["status"] == "STARTING"  # blazar/status.py: PENDING -> STARTING -> ACTIVE
     lease = bc.lease.get(lease["id"])
     assert lease["status"] == "ACTIVE"
     return lease

@@ -45,6 +45,7 @@ MAX_LENGTH = timedelta(days=183)  # "standard KVM leases up to 6 months"
 CAPACITY = {"m1.large": 30}
 DEFAULT_CAPACITY = 20
 _AGGREGATES = itertools.count(100)  # Nova aggregate ids are integers
+BEFORE_END_MINUTES = 60  # [manager] minutes_before_end_lease default
 
 
 def render_error(err: ApiError) -> Reply:
@@ -139,7 +140,7 @@ def _activate(world: World, lease: dict) -> None:
         )
         res.update(status="active", updated_at=now)
     lease.update(status="ACTIVE", updated_at=now)
-    lease["events"][0].update(status="DONE")
+    _event(lease, "start_lease").update(status="DONE")
 
 
 def _release(world: World, lease: dict) -> None:
@@ -160,14 +161,19 @@ def _advance(world: World, lease: dict) -> None:
     ):
         _release(world, lease)
         lease.update(status="TERMINATED", updated_at=now.strftime(CREATED_FMT))
-        lease["events"][1].update(status="DONE")
+        _event(lease, "end_lease").update(status="DONE")
         return
-    if lease["status"] != "PENDING" or lease["_fate"] == "PENDING":
+    if lease["status"] not in ("PENDING", "STARTING") or lease["_fate"] == "PENDING":
         return
     if datetime.strptime(lease["start_date"], LEASE_FMT) > now:
         return
     if lease["_polls"] > 0:
         lease["_polls"] -= 1
+        return
+    if lease["status"] == "PENDING" and lease["_fate"] != "ERROR":
+        # status.py LeaseStatus: PENDING -> STARTING (start_lease event running) -> ACTIVE;
+        # clients see STARTING for one poll.
+        lease.update(status="STARTING", updated_at=now.strftime(CREATED_FMT))
         return
     if lease["_fate"] == "ERROR":
         lease.update(
@@ -175,9 +181,18 @@ def _advance(world: World, lease: dict) -> None:
         )
         for res in lease["reservations"]:
             res["status"] = "error"
-        lease["events"][0].update(status="ERROR")
+        _event(lease, "start_lease").update(status="ERROR")
         return
     _activate(world, lease)
+
+
+def _event(lease: dict, event_type: str) -> dict:
+    return next(e for e in lease["events"] if e["event_type"] == event_type)
+
+
+def _before_end(start: datetime, end: datetime) -> str:
+    """manager/service.py: end - minutes_before_end_lease (default 60), not before start."""
+    return max(start, end - timedelta(minutes=BEFORE_END_MINUTES)).strftime(LEASE_FMT)
 
 
 def _in_use(world: World, flavor_id: str, start: datetime, end: datetime) -> int:
@@ -249,12 +264,13 @@ def create_lease(ctx: Ctx) -> Reply:
     name = body.get("name")
     if not name:
         raise ApiError(400, "Lease name is required")
-    now = utcnow()
+    # manager/service.py _parse_lease_dates: "now" is the current minute (seconds dropped)
+    now = utcnow().replace(second=0, microsecond=0)
     start = now if body.get("start_date", "now") == "now" else _parse(body["start_date"], "start")
     if "end_date" not in body:
         raise ApiError(400, "end_date is required")
     end = _parse(body["end_date"], "end")
-    if start < now.replace(second=0, microsecond=0) - timedelta(minutes=1):
+    if start < now:
         raise ApiError(400, "Start date must be later than current date")
     if end <= start:
         raise ApiError(400, "End date must be later than start date.")
@@ -313,6 +329,7 @@ def create_lease(ctx: Ctx) -> Reply:
                 }
                 for et, t in (
                     ("start_lease", start.strftime(LEASE_FMT)),
+                    ("before_end_lease", _before_end(start, end)),
                     ("end_lease", end.strftime(LEASE_FMT)),
                 )
             ],
@@ -377,7 +394,8 @@ def update_lease(ctx: Ctx, lease_id: str) -> Reply:
             if end - start > MAX_LENGTH:
                 raise ApiError(400, "Lease duration must not exceed 183 days on this site")
             lease["end_date"] = end.strftime(LEASE_FMT)
-            lease["events"][1]["time"] = lease["end_date"]
+            _event(lease, "end_lease")["time"] = lease["end_date"]
+            _event(lease, "before_end_lease")["time"] = _before_end(start, end)
         if body.get("name"):
             lease["name"] = body["name"]
         lease["updated_at"] = utcnow().strftime(CREATED_FMT)
