@@ -10,6 +10,7 @@ import rich_click as click
 from rich.console import Console
 
 from ggctl import __version__
+from ggctl.commands.predict import predict as predict_command
 from ggctl.config import Settings, load_settings
 from ggctl.errors import GgctlError
 
@@ -1264,6 +1265,9 @@ def demo(
         console=err_console,
         on_result=show,
     )
+
+
+cli.add_command(predict_command)
 
 
 def main(argv: list[str] | None = None) -> None:
