@@ -80,6 +80,7 @@ def predict_one(
 ) -> Prediction:
     """Calibrate (or read the cache) and simulate one strategy with `sets` applied."""
     base = sc.strategy_params(sc.get_strategy(strategy))
+    sc.check_keys(base, sets)
     early = sc.apply_sets(base, {k: v for k, v in sets.items() if k in base})
     cal = calibrate(
         settings,

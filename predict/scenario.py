@@ -117,8 +117,29 @@ def strategy_params(strategy: Strategy) -> dict[str, Param]:
     return p
 
 
+CALIBRATION_KEYS = (
+    "service_ms_mean",
+    "capacity_rps",
+    "cpu_ms_per_request",
+    "cold_start_s",
+    "mem_start_mib",
+    "mem_load_mib",
+)
+
+
+def check_keys(params: dict[str, Param], sets: dict[str, str]) -> None:
+    """Fail before any measurement on a --set/--sweep key that names no parameter."""
+    known = set(params) | set(CALIBRATION_KEYS)
+    unknown = sorted(set(sets) - known)
+    if unknown:
+        raise ScenarioError(
+            f"no parameter {', '.join(unknown)} for this strategy",
+            hint="known: " + ", ".join(sorted(known)),
+        )
+
+
 def calibration_params(cal: Calibration) -> dict[str, Param]:
-    src = f"measured here ({cal.machine.get('cpu', '?')}, {cal.layout.label}; {cal.cache_file})"
+    src = "measured (calibration)"
     return {
         "service_ms_mean": Param(
             round(cal.mean_service_ms, 2), src + f", {len(cal.service_ms)} requests, 1 client"
@@ -185,7 +206,13 @@ def build(
     ratio = float(v["cpu_ratio"])
     if not ratio > 0:
         raise ScenarioError(f"cpu_ratio must be > 0, got {ratio}")
-    service = tuple(s / 1e3 / ratio for s in v["_service_ms"])
+    samples = v["_service_ms"]
+    measured_mean = sum(samples) / len(samples)
+    # --set service_ms_mean=X: the measured distribution's shape, moved to that mean.
+    shift = 1.0
+    if abs(v["service_ms_mean"] - round(measured_mean, 2)) > 1e-9:
+        shift = v["service_ms_mean"] / measured_mean
+    service = tuple(s * shift / 1e3 / ratio for s in samples)
     capacity = v["capacity_rps"] * ratio
     cpu_per_req = v["cpu_ms_per_request"] / 1e3 / ratio
     mean_service = sum(service) / len(service)

@@ -226,7 +226,7 @@ class Simulation:
         self.at(0.0, self._sample)
         while self._heap:
             t, _, fn = heapq.heappop(self._heap)
-            if t > end:
+            if t >= end:  # the profile is [0, end): nothing starts at its end
                 break
             self.now = t
             self.events += 1
