@@ -1,15 +1,18 @@
 """Measure the user's model as one pod of a strategy would serve it, on this machine; cache it.
 
-The service is the real one (`ggctl serve` through ggctl.demo.LocalServer, the same server
-`ggctl demo` measures), pinned with `taskset` to as many CPUs as the strategy's CPU limit
-gives a pod (its thread layout then follows the CPU count as in the container). Measured:
+The service is the real one, started as the container starts it (`python -m app.server`
+with GGCTL_SERVE__* settings, through ggctl.demo.LocalServer), pinned with `taskset` to as
+many CPUs as the strategy's CPU limit gives a pod (its thread layout then follows the CPU
+count as in the container). Measured:
 - the cold start: process spawn to the first 200 on /readyz (the model on disk);
 - the service time of `GET /test` with one client, `requests` times (its distribution);
 - the capacity: `clients` closed-loop clients for `load_s` seconds, requests/s;
 - the server's CPU seconds per request under that load;
+- how busy the machine is: the share of each pinned CPU a spin loop gets before and
+  after (1.0 when quiet). The simulation divides the wall-clock figures by it (a pod on
+  the cluster has its CPUs), unless told otherwise (`--set cpu_share=1`);
 - the memory metrics-server would report, after start and after the load: the working set
-  of the container's processes, here the sum over the process tree of RSS minus its shared
-  (file-backed and shmem) pages, i.e. the anonymous memory a cgroup charges the container.
+  of the container's processes, here the sum of their PSS (see `working_set_mib`).
 The bench code under bench/ is not installed with ggctl, so this module carries the small
 closed-loop client it needs.
 """
@@ -23,6 +26,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +38,7 @@ from ggctl.errors import GgctlError
 
 MIB = 1024 * 1024
 #: Bump when what is measured or how changes: old cache files are then ignored.
-METHOD_VERSION = 1
+METHOD_VERSION = 3
 
 
 class CalibrationError(GgctlError):
@@ -74,6 +78,8 @@ class Calibration:
     mem_start_mib: float
     mem_load_mib: float
     rss_start_mib: float
+    #: Share of a pinned CPU a busy thread got around the measurement (1.0: a quiet machine).
+    cpu_share: float = 1.0
     machine: dict[str, Any] = field(default_factory=dict)
     measured_at: str = ""
     method_version: int = METHOD_VERSION
@@ -94,8 +100,14 @@ class Calibration:
 
 
 def working_set_mib(pid: int) -> tuple[float, float]:
-    """(working set, RSS) of a process and its descendants, MiB; working set = RSS minus
-    shared pages, summed (what a container's cgroup charges as anonymous memory)."""
+    """(working set, RSS) of a process and its descendants, MiB.
+
+    The working set metrics-server reports is the container cgroup's usage minus inactive
+    file pages: every page charged once, whichever processes map it, the libraries' file
+    pages included. Of the per-process figures, the sum of PSS comes closest: it splits
+    each shared page between its sharers, so a page the forked worker shares with
+    gunicorn's master counts once. (RSS minus shared pages, summed, counts those
+    copy-on-write pages twice and leaves the mapped libraries out.)"""
     import psutil
 
     try:
@@ -106,9 +118,9 @@ def working_set_mib(pid: int) -> tuple[float, float]:
     ws = rss = 0
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            info = p.memory_info()
+            info = p.memory_full_info()
             rss += info.rss
-            ws += info.rss - getattr(info, "shared", 0)
+            ws += getattr(info, "pss", info.rss)
     return ws / MIB, rss / MIB
 
 
@@ -176,6 +188,24 @@ def closed_loop(
     for t in threads:
         t.join(duration_s + 60)
     return latencies, time.perf_counter() - t0, failures[0]
+
+
+def cpu_share(cpus: list[int], seconds: float = 0.4) -> float:
+    """The share of each of `cpus` a CPU-bound thread gets right now: 1.0 on a quiet
+    machine, lower when other work competes for the same cores. A spin loop pinned to each
+    CPU in turn; thread CPU time over wall time."""
+    shares = []
+    old = os.sched_getaffinity(0)
+    try:
+        for cpu in cpus:
+            os.sched_setaffinity(0, {cpu})
+            w0, c0 = time.perf_counter(), time.thread_time()
+            while time.perf_counter() - w0 < seconds:
+                pass
+            shares.append((time.thread_time() - c0) / (time.perf_counter() - w0))
+    finally:
+        os.sched_setaffinity(0, old)
+    return min(1.0, sum(shares) / len(shares))
 
 
 def _sha256(path: Path) -> str:
@@ -269,9 +299,24 @@ def measure(
         port = free_port()
         server = LocalServer(run_settings, model, port, Path(tmp) / "server.log")
         pinned = cpus[: layout.cores]
+        # The container's own entrypoint and configuration (app/Dockerfile): its process
+        # tree is what metrics-server measures in the pod, not `ggctl serve`'s.
+        server.cmd = [sys.executable, "-m", "ggctl.app.server", str(model)]
+        server.env = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_")}
+        server.env.update(
+            {
+                "GGCTL_SERVE__HOST": LOOPBACK,
+                "GGCTL_SERVE__PORT": str(port),
+                "GGCTL_SERVE__WORKERS": str(layout.workers),
+                "GGCTL_SERVE__THREADS": str(layout.threads),
+                "GGCTL_SERVE__ORT_THREADS": str(layout.ort_threads),
+                "GGCTL_SERVE__MAX_INFLIGHT": str(layout.max_inflight),
+            }
+        )
         if taskset and layout.cores < len(cpus):
             server.cmd = [taskset, "-c", ",".join(map(str, pinned)), *server.cmd]
         log(f"measuring {model.name} as one pod ({layout.label}) …")
+        share_before = cpu_share(pinned)
         try:
             server.start()
             cold = server.wait_ready(120.0)
@@ -288,6 +333,7 @@ def measure(
             )
             cpu1 = tree_cpu_s(server.pid)
             mem_load, _ = working_set_mib(server.pid)
+            share_after = cpu_share(pinned)
         except DemoError as exc:
             raise CalibrationError(f"calibration failed: {exc.message}", hint=exc.hint) from None
         finally:
@@ -309,6 +355,7 @@ def measure(
         mem_start_mib=round(mem_start, 1),
         mem_load_mib=round(max(mem_load, mem_start), 1),
         rss_start_mib=round(rss_start, 1),
+        cpu_share=round((share_before + share_after) / 2, 3),
         machine={"cpu": _cpu_model(), "cpus": len(cpus), "pinned": pinned},
         measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
