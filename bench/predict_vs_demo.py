@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     from ggctl.config import load_settings
-    from ggctl.demo import demo_profile, run_demo
+    from ggctl.local.demo import demo_profile, run_demo
     from ggctl.predict.run import predict_one, write_run
 
     console = Console(stderr=True)

@@ -7,6 +7,8 @@ from typing import Any
 
 import rich_click as click
 
+from ggctl.commands.base import Ctx, console, err_console, pass_ctx
+
 
 @click.command()
 @click.option(
@@ -39,19 +41,15 @@ import rich_click as click
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a summary JSON here.",
 )
-@click.pass_obj
-def predict(ctx: Any, **kw: Any) -> None:
-    """Predict each strategy's challenge scores, in seconds, before a cluster run.
+@pass_ctx
+def predict(ctx: Ctx, **kw: Any) -> None:
+    """Each strategy's challenge scores, simulated before a cluster run.
 
-    \b
     Measures your model as one pod of each strategy serves it (cached), then simulates the
     profile on the cluster: users, the Service, pods with their threads and CPU limits, the
     HPA's algorithm, metrics-server, pod start-up and termination. Writes run directories
     that `ggctl report` shows beside measured runs, labelled "predicted".
     """
-    from rich.console import Console
-
     from ggctl.predict.cli import run_predict
 
-    settings = ctx.settings()
-    run_predict(settings, console=Console(), err=Console(stderr=True), **kw)
+    run_predict(ctx.settings(), console=console, err=err_console, **kw)

@@ -1,7 +1,7 @@
 """Measure the user's model as one pod of a strategy would serve it, on this machine; cache it.
 
 The service is the real one, started as the container starts it (`python -m app.server`
-with GGCTL_SERVE__* settings, through ggctl.demo.LocalServer), pinned with `taskset` to as
+with GGCTL_SERVE__* settings, through ggctl.local.demo.LocalServer), pinned with `taskset` to as
 many CPUs as the strategy's CPU limit gives a pod (its thread layout then follows the CPU
 count as in the container). Measured:
 - the cold start: process spawn to the first 200 on /readyz (the model on disk);
@@ -275,7 +275,7 @@ def measure(
     """Start the service pinned to `layout.cores` CPUs and measure it (see the module doc)."""
     import tempfile
 
-    from ggctl.demo import DemoError, LocalServer
+    from ggctl.local.demo import DemoError, LocalServer
     from ggctl.ports import LOOPBACK, free_port
 
     cpus = sorted(os.sched_getaffinity(0))

@@ -101,7 +101,7 @@ def run_predict(
         set_map["cpu_ratio"] = str(cpu_ratio)
     sw = parse_sweep(sweep)
     if model is None:
-        from ggctl.serving import default_model
+        from ggctl.local.serving import default_model
 
         if not settings.quiet:
             err.print(
