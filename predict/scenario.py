@@ -68,7 +68,10 @@ def strategy_params(strategy: Strategy) -> dict[str, Param]:
         "max_inflight": Param(int(env.get("GGCTL_SERVE__MAX_INFLIGHT", 0)), src + " (0: auto)"),
         "pre_stop_s": Param(float(strategy.pre_stop_sleep_s or 0), src),
         "graceful_s": Param(25.0, "gunicorn graceful_timeout (app/server.py)"),
-        "keepalive_s": Param(5.0, "gunicorn keepalive (app/server.py)"),
+        "keepalive_s": Param(
+            float(env.get("GGCTL_SERVE__KEEPALIVE", 5)),
+            src if "GGCTL_SERVE__KEEPALIVE" in env else "gunicorn keepalive (app/server.py)",
+        ),
         "schedule_s": Param(0.5, ASSUMED),
         "container_start_s": Param(
             2.0 if strategy.image_pull_policy == "Always" else 1.0,

@@ -287,7 +287,13 @@ class Simulation:
         self.sent += 1
         pod = self.user_pod.get(user)
         idle = t_send - self.user_idle_since.get(user, -math.inf)
-        if pod is None or pod.gone or pod.sigterm or idle > self.c.keepalive_s:
+        if (
+            pod is None
+            or pod.gone
+            or pod.sigterm
+            or idle > self.c.keepalive_s
+            or self.c.keepalive_s <= 0
+        ):
             pod = self._pick_endpoint()
             self.user_pod[user] = pod  # type: ignore[assignment]
         users = self.profile.stages[stage].users
