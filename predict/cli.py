@@ -12,7 +12,6 @@ from ggctl.errors import GgctlError
 from ggctl.evaluate.profile import ProfileError, load_profile
 from ggctl.manifests.strategy import STRATEGY_NAMES
 from ggctl.predict.run import Prediction, parse_sets, parse_sweep, predict_one, stamp_now, write_run
-from ggctl.predict.scenario import Param
 
 
 def _strategies(spec: str) -> list[str]:
@@ -163,6 +162,3 @@ def run_predict(
         }
         Path(json_path).expanduser().write_text(json.dumps(doc, indent=2, default=str) + "\n")
     return preds
-
-
-__all__ = ["Param", "run_predict"]
