@@ -34,10 +34,26 @@ def _json(body: Any, code: int = 200) -> Response:
     return Response(json.dumps(body), status=code, mimetype="application/json")
 
 
+def address_pool(text: str) -> list[str]:
+    """MetalLB's IPAddressPool notation: `a.b.c.d-a.b.c.e` or a CIDR, comma-separated."""
+    import ipaddress
+
+    out: list[str] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if "-" in part:
+            lo, hi = (ipaddress.ip_address(x.strip()) for x in part.split("-", 1))
+            out += [str(lo + i) for i in range(int(hi) - int(lo) + 1)]
+        else:
+            out += [str(ip) for ip in ipaddress.ip_network(part, strict=False)]
+    return out
+
+
 class FakeKubernetes:
     """A small Kubernetes API server. Use as a context manager, or start()/stop().
 
     speed: cluster seconds per wall second (50: a 5 s probe delay takes 0.1 s).
+    lb_pool: addresses for LoadBalancer Services, as a MetalLB IPAddressPool ("a-b" or
+    a CIDR); None: they stay <pending>, as on a cluster without a load-balancer provider.
     """
 
     def __init__(
@@ -53,12 +69,15 @@ class FakeKubernetes:
         validate: bool = True,
         timings: Timings | None = None,
         port: int = 0,
+        lb_pool: str | None = None,
     ):
         self.clock = Clock(speed)
         self.store = Store(self.clock)
         self.version = version
         self.objects = Objects(self.store, k8s_version=version.lstrip("v"), validate=validate)
         self.controllers = Controllers(self.store, self.objects, timings)
+        if lb_pool:
+            self.controllers.lb_pool = address_pool(lb_pool)
         self.metrics = Metrics(self.store, self.controllers)
         self.token = token
         self.tick_s = tick_s
@@ -370,6 +389,8 @@ class FakeKubernetes:
             policy = q.get("propagationPolicy") or opts.get("propagationPolicy")
             grace = q.get("gracePeriodSeconds", opts.get("gracePeriodSeconds"))
             grace = int(grace) if grace is not None else None
+            orphan = q.get("orphanDependents", opts.get("orphanDependents"))
+            orphan = None if orphan is None else str(orphan).lower() in ("true", "1")
             if name is None:
                 with self.store.lock:
                     victims = [
@@ -377,9 +398,10 @@ class FakeKubernetes:
                         for o in self.store.items(rt, ns, q.get("labelSelector"))
                     ]
                 for victim in victims:
-                    self.objects.delete(rt, ns, victim, policy, grace)
+                    self.objects.delete(rt, ns, victim, policy, grace, orphan)
                 return _json(
                     {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
                 )
-            return _json(self.objects.delete(rt, ns, name, policy, grace))
+            code, obj = self.objects.delete(rt, ns, name, policy, grace, orphan)
+            return _json(obj, code)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")

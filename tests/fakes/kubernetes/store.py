@@ -67,6 +67,11 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self.offset += seconds
 
+    def seconds(self, stamp: str) -> float:
+        """The cluster time of a stamp() (to the second)."""
+        when = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        return (when - self._wall0).total_seconds()
+
     def stamp(self, at: float | None = None) -> str:
         t = self.now() if at is None else at
         return (self._wall0 + dt.timedelta(seconds=t)).strftime("%Y-%m-%dT%H:%M:%SZ")
