@@ -818,8 +818,12 @@ class Controllers:
             fault = next((f for f in reversed(self.faults) if f.matches(pod)), None)
             sim = self.pods[uid] = PodSim(created=now, fault=fault, ip="10.233.127.1")
         if pod["metadata"].get("deletionTimestamp"):
-            if sim.terminating is None:
-                sim.terminating = now + self._stop_seconds(pod, sim)
+            if sim.terminating is None:  # counted from the delete request
+                meta = pod["metadata"]
+                asked = self.store.clock.seconds(meta["deletionTimestamp"]) - meta.get(
+                    "deletionGracePeriodSeconds", 0
+                )
+                sim.terminating = asked + self._stop_seconds(pod, sim)
             if now >= sim.terminating:
                 # the kubelet's final delete (grace 0): gone unless finalizers remain
                 sim.started = None

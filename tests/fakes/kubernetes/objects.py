@@ -447,6 +447,8 @@ class Objects:
             ) from None
 
     def _to_storage(self, rt: ResourceType, obj: Obj) -> Obj:
+        # the URL says what it is, whether or not the body does
+        obj["apiVersion"], obj["kind"] = rt.group_version, rt.kind
         if rt.kind == "HorizontalPodAutoscaler" and rt.version == "v1":
             obj = hpa_v1_to_v2(obj)
         if rt.kind == "HorizontalPodAutoscaler":
@@ -454,7 +456,8 @@ class Objects:
         return obj
 
     def _default(self, rt: ResourceType, obj: Obj) -> None:
-        obj.setdefault("status", {})
+        if "status" in rt.subresources:  # kinds without a status (ConfigMap ...) have none
+            obj.setdefault("status", {})
         if rt.kind == "Deployment":
             spec = obj.setdefault("spec", {})
             spec.setdefault("replicas", 1)
