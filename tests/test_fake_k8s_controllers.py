@@ -11,7 +11,6 @@ import json
 import kubernetes_validate
 import pytest
 from fakes.kubernetes import FakeKubernetes
-from fakes.kubernetes.resources import by_kind
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -390,7 +389,7 @@ def test_metrics_server_timing(k8s, api):
     apps.create_namespaced_deployment("default", deployment("m", 1))
     usage = {"cpu": 0.1}
     k8s.set_usage(lambda p, t: (usage["cpu"], 2**28))
-    (pod,) = settle(k8s, lambda: [p for p in pods(k8s, "m") if ready(p)], step=0.5)
+    settle(k8s, lambda: [p for p in pods(k8s, "m") if ready(p)], step=0.5)
     started = k8s.clock.now()
     custom = client.CustomObjectsApi(api)
 
