@@ -11,6 +11,7 @@ import json
 import kubernetes_validate
 import pytest
 from fakes.kubernetes import FakeKubernetes
+from fakes.kubernetes.resources import by_kind
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -411,3 +412,68 @@ def test_metrics_server_timing(k8s, api):
     assert metrics()["containers"][0]["usage"]["cpu"] == first["containers"][0]["usage"]["cpu"]
     settle(k8s, lambda: metrics()["timestamp"] != stamp, step=0.5, steps=40)
     assert metrics()["containers"][0]["usage"]["cpu"] == "500000000n"
+
+
+# --------------------------------------------------------------------------- 9. apply
+
+
+def test_apply_keys_ports_by_port_and_protocol(k8s, api, tmp_path):
+    from kubernetes import dynamic
+
+    dyn = dynamic.DynamicClient(api, cache_file=str(tmp_path / "c.json"))
+    res = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    body = deployment("dns", 1)
+    body["spec"]["template"]["spec"]["containers"][0]["ports"] = [
+        {"containerPort": 53, "protocol": "UDP"},
+        {"containerPort": 53},  # TCP by default, a different item of the same port
+    ]
+    out = res.server_side_apply(body=body, namespace="default", field_manager="me").to_dict()
+    ports = out["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert sorted((p["containerPort"], p["protocol"]) for p in ports) == [(53, "TCP"), (53, "UDP")]
+    (entry,) = out["metadata"]["managedFields"]
+    text = json.dumps(entry["fieldsV1"])
+    assert 'k:{\\"containerPort\\":53,\\"protocol\\":\\"UDP\\"}' in text
+    assert 'k:{\\"containerPort\\":53,\\"protocol\\":\\"TCP\\"}' in text
+
+
+def test_kubectl_scale_is_recorded_on_the_scale_subresource(tmp_path):
+    import shutil
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("no kubectl on the PATH")
+    # plain HTTP without a token: kubectl sends no credentials to a non-TLS server
+    with FakeKubernetes(speed=0.0, token=None) as fake:
+        fake.paused = True
+        cfg = fake.kubeconfig(tmp_path / "kubeconfig")
+        with fake.store.lock:
+            fake.objects.create(by_kind("Deployment"), "default", deployment("s", 1), "me")
+        run = subprocess.run(
+            [kubectl, "--kubeconfig", str(cfg), "scale", "deployment/s", "--replicas=3"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        entries = fake.get("Deployment", "s")["metadata"]["managedFields"]
+        scale = [e for e in entries if e.get("subresource") == "scale"]
+        assert [(e["manager"], e["operation"]) for e in scale] == [("kubectl", "Update")]
+        assert scale[0]["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
+
+
+def test_invalid_objects_answer_422_with_causes(k8s, api):
+    bad = deployment("bad", 1)
+    bad["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
+    with pytest.raises(ApiException) as exc:
+        client.AppsV1Api(api).create_namespaced_deployment("default", bad)
+    body = json.loads(exc.value.body)
+    assert exc.value.status == 422 and body["reason"] == "Invalid"
+    assert body["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": 'Invalid value: {"app": "other"}: `selector` does not match template '
+            "`labels`",
+            "field": "spec.template.metadata.labels",
+        }
+    ]

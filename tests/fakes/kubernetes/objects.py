@@ -388,7 +388,9 @@ class Objects:
         with self.store.lock:
             new = copy.deepcopy(self.store.require(rt, ns, name))
             new["spec"]["replicas"] = int(replicas)
-            self.store.replace(rt, new, manager=manager, api_version="autoscaling/v1")
+            self.store.replace(
+                rt, new, manager=manager, api_version="autoscaling/v1", subresource="scale"
+            )
             return self.get_scale(rt, ns, name)
 
     # ------------------------------------------------------------------ helpers
@@ -434,11 +436,8 @@ class Objects:
             kubernetes_validate.validate(doc, self.k8s_version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             path = ".".join(str(p) for p in exc.path)
-            raise ApiError(
-                422,
-                "Invalid",
-                f'{rt.kind} "{doc["metadata"]["name"]}" is invalid: {path}: {exc.message}',
-            ) from None
+            reason = "FieldValueRequired" if exc.validator == "required" else "FieldValueInvalid"
+            raise invalid(rt, doc["metadata"]["name"], path, reason, exc.message) from None
         except kubernetes_validate.SchemaNotFoundError:
             raise ApiError(
                 404,
@@ -553,21 +552,21 @@ class Objects:
             sel = new["spec"].get("selector", {}).get("matchLabels", {})
             labels = new["spec"].get("template", {}).get("metadata", {}).get("labels", {})
             if not sel or not match_labels(labels, sel):
-                raise ApiError(
-                    422,
-                    "Invalid",
-                    f'Deployment.apps "{name}" is invalid: '
-                    "spec.template.metadata.labels: Invalid value: "
-                    f"{json.dumps(labels)}: `selector` does not match template "
+                raise invalid(
+                    rt,
+                    name,
+                    "spec.template.metadata.labels",
+                    "FieldValueInvalid",
+                    f"Invalid value: {json.dumps(labels)}: `selector` does not match template "
                     "`labels`",
                 )
             if old is not None and old["spec"].get("selector") != new["spec"].get("selector"):
-                raise ApiError(
-                    422,
-                    "Invalid",
-                    f'Deployment.apps "{name}" is invalid: '
-                    "spec.selector: Invalid value: "
-                    f"{json.dumps(new['spec'].get('selector'))}: field is immutable",
+                raise invalid(
+                    rt,
+                    name,
+                    "spec.selector",
+                    "FieldValueInvalid",
+                    f"Invalid value: {json.dumps(new['spec'].get('selector'))}: field is immutable",
                 )
         if rt.kind == "Service":
             spec = new["spec"]
@@ -577,29 +576,46 @@ class Objects:
                 if np is None:
                     continue
                 if spec["type"] == "ClusterIP":
-                    raise ApiError(
-                        422,
-                        "Invalid",
-                        f'Service "{name}" is invalid: spec.ports[{i}]'
-                        f".nodePort: Forbidden: may not be used when `type` is "
-                        "'ClusterIP'",
+                    raise invalid(
+                        rt,
+                        name,
+                        f"spec.ports[{i}].nodePort",
+                        "FieldValueForbidden",
+                        "Forbidden: may not be used when `type` is 'ClusterIP'",
                     )
                 if np not in NODE_PORTS:
-                    raise ApiError(
-                        422,
-                        "Invalid",
-                        f'Service "{name}" is invalid: spec.ports[{i}]'
-                        f".nodePort: Invalid value: {np}: provided port is not in the "
+                    raise invalid(
+                        rt,
+                        name,
+                        f"spec.ports[{i}].nodePort",
+                        "FieldValueInvalid",
+                        f"Invalid value: {np}: provided port is not in the "
                         "valid range. The range of valid ports is 30000-32767",
                     )
                 if np in taken:
-                    raise ApiError(
-                        422,
-                        "Invalid",
-                        f'Service "{name}" is invalid: spec.ports[{i}]'
-                        f".nodePort: Invalid value: {np}: provided port is already "
-                        "allocated",
+                    raise invalid(
+                        rt,
+                        name,
+                        f"spec.ports[{i}].nodePort",
+                        "FieldValueInvalid",
+                        f"Invalid value: {np}: provided port is already allocated",
                     )
+
+
+def invalid(rt: ResourceType, name: str, field: str, reason: str, message: str) -> ApiError:
+    """apimachinery errors.NewInvalid: 422 with the field errors in details.causes."""
+    kind = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
+    return ApiError(
+        422,
+        "Invalid",
+        f'{kind} "{name}" is invalid: {field}: {message}',
+        {
+            "name": name,
+            "group": rt.group,
+            "kind": rt.kind,
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        },
+    )
 
 
 def drop_type_dependent_fields(rt: ResourceType, old: Obj | None, new: Obj) -> None:

@@ -34,6 +34,11 @@ def _json(body: Any, code: int = 200) -> Response:
     return Response(json.dumps(body), status=code, mimetype="application/json")
 
 
+def user_agent_manager(user_agent: str) -> str:
+    """prefixFromUserAgent: printable characters before the first "/", at most 128."""
+    return "".join(ch for ch in user_agent.split("/")[0] if ch.isprintable())[:128]
+
+
 def address_pool(text: str) -> list[str]:
     """MetalLB's IPAddressPool notation: `a.b.c.d-a.b.c.e` or a CIDR, comma-separated."""
     import ipaddress
@@ -335,6 +340,9 @@ class FakeKubernetes:
         q = req.args
         m = req.method
         manager = q.get("fieldManager")
+        # managerOrUserAgent (endpoints/handlers/rest.go): an Update without fieldManager
+        # is recorded under the User-Agent up to its first "/" ("kubectl", ...)
+        writer = manager or user_agent_manager(req.headers.get("User-Agent", ""))
         if sub and sub not in rt.subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if m == "GET":
@@ -364,15 +372,11 @@ class FakeKubernetes:
             return _json(self.objects.get(rt, ns, name))
         doc = json.loads(body) if body and m in ("POST", "PUT", "DELETE") else None
         if m == "POST" and name is None:
-            return _json(self.objects.create(rt, ns, doc or {}, manager), 201)
+            return _json(self.objects.create(rt, ns, doc or {}, writer), 201)
         if m == "PUT" and name is not None:
             if sub == "scale":
-                return _json(
-                    self.objects.set_scale(
-                        rt, ns, name, doc["spec"]["replicas"], manager or "unknown"
-                    )
-                )
-            return _json(self.objects.replace(rt, ns, name, doc or {}, manager, sub))
+                return _json(self.objects.set_scale(rt, ns, name, doc["spec"]["replicas"], writer))
+            return _json(self.objects.replace(rt, ns, name, doc or {}, writer, sub))
         if m == "PATCH" and name is not None:
             ctype = req.headers.get("Content-Type", "application/json")
             force = q.get("force") in TRUE
@@ -381,8 +385,11 @@ class FakeKubernetes:
                 replicas = (patch.get("spec") or {}).get("replicas")
                 if replicas is None:
                     return _json(self.objects.get_scale(rt, ns, name))
-                return _json(self.objects.set_scale(rt, ns, name, replicas, manager or "unknown"))
-            code, obj = self.objects.patch(rt, ns, name, ctype, body, manager, force, sub)
+                return _json(self.objects.set_scale(rt, ns, name, replicas, writer))
+            apply = ctype.split(";")[0].strip() == "application/apply-patch+yaml"
+            code, obj = self.objects.patch(
+                rt, ns, name, ctype, body, manager if apply else writer, force, sub
+            )
             return _json(obj, code)
         if m == "DELETE":
             opts = doc or {}

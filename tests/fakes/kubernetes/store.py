@@ -255,6 +255,7 @@ class Store:
         operation: str = "Update",
         api_version: str | None = None,
         status_only: bool = False,
+        subresource: str = "",
     ) -> tuple[Obj, bool]:
         """Store `new` in place of the object of the same name. Returns (object, changed).
 
@@ -285,6 +286,7 @@ class Store:
                     operation="Update",
                     api_version=api_version or fields.api_version_of(old),
                     stamp=self.clock.stamp(),
+                    subresource=subresource,
                 )
         if _semantic(old) == _semantic(new):
             return old, False
