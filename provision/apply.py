@@ -26,6 +26,7 @@ from ggctl.provision.errors import (
     CloudError,
     describe,
     error_text,
+    find_or_none,
     is_quota,
 )
 from ggctl.provision.plan import Action
@@ -120,7 +121,7 @@ def pick_image(ctx: Context, name: str) -> Any:
     and say which (openstacksdk's find_image raises DuplicateResource instead)."""
     same = [i for i in ctx.conn.image.images(name=name) if i.status == "active"]
     if not same:
-        return ctx.conn.image.find_image(name, ignore_missing=True)  # an id, or nothing
+        return find_or_none(ctx.conn.image.find_image, name)  # an id, or nothing
     if len(same) == 1:
         return same[0]
     public = [i for i in same if i.visibility == "public"]
@@ -141,7 +142,7 @@ def pick_image(ctx: Context, name: str) -> Any:
 def flavor_id(ctx: Context) -> str:
     if "flavor" not in ctx.cache:
         name = ctx.top.lease.flavor
-        flavor = ctx.conn.compute.find_flavor(name, ignore_missing=True)
+        flavor = find_or_none(ctx.conn.compute.find_flavor, name)
         if flavor is None:
             names = sorted(
                 f.name for f in ctx.conn.compute.flavors() if not f.name.startswith("reservation:")

@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from ggctl.errors import GgctlError
 
@@ -262,3 +263,17 @@ def cloud_errors(what: str) -> Iterator[None]:
         if err is None:
             raise
         raise err from exc
+
+
+def find_or_none(find: Any, name_or_id: str) -> Any:
+    """An openstacksdk `find_*` proxy call that answers None when nothing matches.
+
+    openstacksdk 4 deprecates `ignore_missing=True` on every find_* (its default turns to False
+    in 6.0), so ask for the exception and turn NotFound into None here, once.
+    """
+    from openstack.exceptions import NotFoundException
+
+    try:
+        return find(name_or_id, ignore_missing=False)
+    except NotFoundException:
+        return None

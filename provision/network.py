@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ggctl.provision.actual import Found
-from ggctl.provision.errors import CloudError, error_text, error_type
+from ggctl.provision.errors import CloudError, error_text, error_type, find_or_none
 from ggctl.provision.topology import NetworkSpec, is_ours
 
 
@@ -117,14 +117,14 @@ def _delete_in_use(conn: Any, found: Found, in_use: str, port_filter: dict[str, 
 
 
 def network_exists(conn: Any, found: Found) -> bool:
-    return conn.network.find_network(found.id, ignore_missing=True) is not None
+    return find_or_none(conn.network.find_network, found.id) is not None
 
 
 def subnet_exists(conn: Any, found: Found) -> bool:
-    return conn.network.find_subnet(found.id, ignore_missing=True) is not None
+    return find_or_none(conn.network.find_subnet, found.id) is not None
 
 
 def external_network_id(conn: Any, name: str) -> str | None:
     """The id of the external network floating IPs and router gateways come from."""
-    net = conn.network.find_network(name, ignore_missing=True)
+    net = find_or_none(conn.network.find_network, name)
     return net.id if net is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ggctl.provision.actual import Found
-from ggctl.provision.errors import CloudError, error_text, error_type
+from ggctl.provision.errors import CloudError, error_text, error_type, find_or_none
 from ggctl.provision.topology import PortSpec, is_ours
 
 
@@ -88,4 +88,4 @@ def delete_port(conn: Any, found: Found) -> None:
 
 
 def port_exists(conn: Any, found: Found) -> bool:
-    return conn.network.find_port(found.id, ignore_missing=True) is not None
+    return find_or_none(conn.network.find_port, found.id) is not None

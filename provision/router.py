@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ggctl.provision.actual import Found
-from ggctl.provision.errors import error_type
+from ggctl.provision.errors import error_type, find_or_none
 from ggctl.provision.topology import RouterSpec, is_ours
 
 # neutron-lib's ROUTER_INTERFACE_OWNERS (neutron_lib/constants.py): a plain router's
@@ -72,7 +72,7 @@ def delete_router(conn: Any, found: Found) -> None:
     """Detach every interface, clear the gateway, then delete (Neutron refuses otherwise)."""
     from openstack import exceptions as sdk_exc
 
-    r = conn.network.find_router(found.id, ignore_missing=True)
+    r = find_or_none(conn.network.find_router, found.id)
     if r is None:
         return
     for attempt in range(2):
@@ -90,4 +90,4 @@ def delete_router(conn: Any, found: Found) -> None:
 
 
 def router_exists(conn: Any, found: Found) -> bool:
-    return conn.network.find_router(found.id, ignore_missing=True) is not None
+    return find_or_none(conn.network.find_router, found.id) is not None

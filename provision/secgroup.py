@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ggctl.provision.actual import Found
-from ggctl.provision.errors import error_type
+from ggctl.provision.errors import error_type, find_or_none
 from ggctl.provision.topology import RuleSpec, SecGroupSpec, is_ours
 
 # Neutron compares rules the same way (securitygroups_db.py `_rule_to_key`): a null remote
@@ -76,4 +76,4 @@ def delete_secgroup(conn: Any, found: Found) -> None:
 
 
 def secgroup_exists(conn: Any, found: Found) -> bool:
-    return conn.network.find_security_group(found.id, ignore_missing=True) is not None
+    return find_or_none(conn.network.find_security_group, found.id) is not None
