@@ -328,22 +328,30 @@ def test_watch_without_resource_version_starts_with_the_current_state_and_ends(f
 
 
 def test_watch_too_old_resource_version_is_410_expired(fake_k8s, http):
-    fake_k8s.paused = True
-    from fakes.kubernetes import store as store_mod
+    from fakes.kubernetes.resources import by_kind
+    from fakes.kubernetes.store import EVENT_LOG_SIZE
 
+    fake_k8s.paused = True
+    http.post(url(http, CM), json={"metadata": {"name": "a"}}, timeout=30)
     first = fake_k8s.store.rv
-    for i in range(store_mod.EVENT_LOG_SIZE + 5):
-        fake_k8s.store.log.append(
-            store_mod.Change(first + i + 1, "MODIFIED", {"metadata": {}}, None, ("x", "y", "", "z"))
-        )
-    with fake_k8s.store.lock:
-        fake_k8s.store._rv = first + store_mod.EVENT_LOG_SIZE + 5
+    rt = by_kind("ConfigMap")
+    with fake_k8s.store.lock:  # more changes than the store remembers
+        for i in range(EVENT_LOG_SIZE + 5):
+            cm = fake_k8s.store.require(rt, "default", "a")
+            fake_k8s.store.replace(rt, {**cm, "data": {"i": str(i)}})
     r = http.get(url(http, f"{CM}?watch=1&resourceVersion={first}"), timeout=30)
     assert r.status_code == 200
     event = json.loads(r.text.splitlines()[0])
     assert event["type"] == "ERROR"
     assert event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"
     assert event["object"]["message"].startswith(f"too old resource version: {first} (")
+    recent = fake_k8s.store.rv - 10
+    with http.get(
+        url(http, f"{CM}?watch=1&resourceVersion={recent}&timeoutSeconds=1"),
+        stream=True,
+        timeout=30,
+    ) as r:
+        assert [e["type"] for e in _events(r, 10)] == ["MODIFIED"] * 10
 
 
 def test_watch_bookmarks_and_initial_events_end(fake_k8s, http):

@@ -364,6 +364,9 @@ class Objects:
         return obj
 
     def _default(self, rt: ResourceType, obj: Obj) -> None:
+        if rt.kind in ("ConfigMap", "Event"):  # kinds without a status upstream
+            obj.pop("status", None)
+            return
         obj.setdefault("status", {})
         if rt.kind == "Deployment":
             spec = obj.setdefault("spec", {})
