@@ -275,10 +275,11 @@ class Store:
         if self._dry_run:
             return
         with self.lock:
+            # `old` has just left the store (writes replace whole objects): no copy needed
             rv = int(obj["metadata"]["resourceVersion"])
             if len(self.log) == self.log.maxlen:
                 self._log_floor = self.log[0].rv
-            self.log.append(Change(rv, kind, copy.deepcopy(obj), copy.deepcopy(old), key))
+            self.log.append(Change(rv, kind, copy.deepcopy(obj), old, key))
             self.changed.notify_all()
         for listener in self.listeners:
             listener(kind, obj)
