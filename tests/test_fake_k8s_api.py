@@ -220,6 +220,7 @@ def test_tables_with_upstream_columns_and_categories(fake_k8s, http):
         "Age",
     ]
     assert t["rows"][0]["cells"][0] == "web" and t["rows"][0]["cells"][1].endswith("/2")
+    assert {c["type"] for c in t["columnDefinitions"]} == {"string"}  # as upstream types them
     for path, first in (
         ("/api/v1/namespaces", ["Name", "Status", "Age"]),
         ("/api/v1/nodes", ["Name", "Status", "Roles", "Age", "Version"]),

@@ -1,5 +1,6 @@
 """Server-side printing: `Accept: application/json;as=Table;g=meta.k8s.io;v=v1`, what kubectl
-get asks for. Columns and cells follow pkg/printers/internalversion/printers.go of 1.35
+get asks for. Column names, types and priorities follow pkg/printers/internalversion/printers.go
+of 1.35 (descriptions shortened)
 (AddHandlers: the column definitions; printPod, printDeployment, printReplicaSet,
 printService, printHorizontalPodAutoscaler, printNode, printNamespace, printEvent,
 printConfigMap; translateTimestampSince → apimachinery duration.HumanDuration); kinds
@@ -66,12 +67,10 @@ COLUMNS: dict[str, list[Obj]] = {
         _col("Ready", doc="Number of the pod with ready state"),
         _col(
             "Up-to-date",
-            "integer",
             doc="Total number of non-terminated pods targeted by this...",
         ),
         _col(
             "Available",
-            "integer",
             doc="Total number of available pods (ready for at least...",
         ),
         AGE,
@@ -117,12 +116,9 @@ COLUMNS: dict[str, list[Obj]] = {
             doc="metrics contains the specifications for which to use to...",
         ),
         _col("MinPods", doc="minReplicas is the lower limit for the number of replicas."),
-        _col(
-            "MaxPods", "integer", doc="maxReplicas is the upper limit for the number of replicas."
-        ),
+        _col("MaxPods", doc="maxReplicas is the upper limit for the number of replicas."),
         _col(
             "Replicas",
-            "integer",
             doc="currentReplicas is current number of replicas of pods...",
         ),
         AGE,
@@ -165,7 +161,7 @@ COLUMNS: dict[str, list[Obj]] = {
         _col("Count", priority=1, doc="The number of times this event has occurred."),
         _col("Name", priority=1, fmt="name", doc=_NAME_DOC),
     ],
-    "ConfigMap": [NAME, _col("Data", "integer", doc="Data contains the configuration data."), AGE],
+    "ConfigMap": [NAME, _col("Data", doc="Data contains the configuration data."), AGE],
 }
 
 
@@ -248,7 +244,7 @@ def _pod(o: Obj, now: dt.datetime) -> list[Any]:
         o["metadata"]["name"],
         f"{ready}/{len(spec.get('containers') or [])}",
         reason,
-        restarts,
+        str(restarts),  # a string upstream: "3 (2m ago)" with the last restart's age
         _since(o["metadata"].get("creationTimestamp"), now),
         st.get("podIP") or "<none>",
         spec.get("nodeName") or "<none>",
