@@ -2,6 +2,10 @@
 
     python -m tests.fakes.kubernetes --port 6443 --kubeconfig /tmp/fake-kubeconfig
     ggctl deploy --kubeconfig /tmp/fake-kubeconfig --strategy hpa
+    KUBECONFIG=/tmp/fake-kubeconfig kubectl get all -o wide
+
+TLS with a generated CA and a bearer token, both in the kubeconfig (--plain-http: HTTP
+without authentication).
 
 Serves until interrupted (Ctrl-C).
 """
