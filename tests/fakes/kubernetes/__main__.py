@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         "containing IMAGE (default all); repeatable",
     )
     parser.add_argument(
+        "--lb-pool",
+        default=None,
+        metavar="FIRST-LAST",
+        help="addresses for LoadBalancer Services, as MetalLB (default: none, <pending>)",
+    )
+    parser.add_argument(
         "--plain-http",
         action="store_true",
         help="serve plain HTTP without authentication instead of TLS with a generated CA "
@@ -59,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         speed=args.speed,
         version=args.version,
         port=args.port,
+        lb_pool=args.lb_pool,
         tls=not args.plain_http,
         token=None if args.plain_http else "fake-token",
     )

@@ -59,6 +59,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         categories=("all",),
     ),
     ResourceType("", "v1", "events", "Event", short_names=("ev",)),
+    ResourceType("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     ResourceType(
         "apps",
@@ -104,6 +105,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         subresources=("status",),
         short_names=("pdb",),
     ),
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", verbs=_RO, virtual=True),
     ResourceType(
         "metrics.k8s.io",
