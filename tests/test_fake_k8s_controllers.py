@@ -444,7 +444,7 @@ def test_kubectl_scale_is_recorded_on_the_scale_subresource(tmp_path):
     if kubectl is None:
         pytest.skip("no kubectl on the PATH")
     # plain HTTP without a token: kubectl sends no credentials to a non-TLS server
-    with FakeKubernetes(speed=0.0, token=None) as fake:
+    with FakeKubernetes(speed=0.0, token=None, tls=False) as fake:
         fake.paused = True
         cfg = fake.kubeconfig(tmp_path / "kubeconfig")
         with fake.store.lock:

@@ -21,7 +21,7 @@ NODE_PORTS = range(30000, 32768)
 
 
 class Objects:
-    def __init__(self, store: Store, k8s_version: str = "1.33.0", validate: bool = True):
+    def __init__(self, store: Store, k8s_version: str = "1.35.0", validate: bool = True):
         self.store = store
         self.k8s_version = k8s_version
         self.validate_schemas = validate
