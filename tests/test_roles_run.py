@@ -495,7 +495,7 @@ CLASS_MIRROR_PLAY = """\
 def test_a_class_wide_docker_hub_mirror_replaces_the_cache(node, tmp_path):
     from test_cluster_ansible import CONTAINERD_20_DEFAULT
 
-    from ggctl.cluster import mirror_vars
+    from ggctl.cluster.run import mirror_vars
     from ggctl.config import Settings
 
     settings = Settings(cluster={"dockerhub_mirror": "http://10.0.0.5:5000/"})
