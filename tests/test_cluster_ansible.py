@@ -69,7 +69,7 @@ def test_ansible_lint_production_profile_is_clean_offline():
     # Prove it needs no network: run it in a namespace without one where we may.
     if shutil.which("unshare") and os.geteuid() == 0:
         cmd = ["unshare", "-n", *cmd]
-    r = _run(cmd, timeout=170)
+    r = _run(cmd, timeout=900)  # a hang detector: lint takes minutes on a loaded machine
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert "Profile 'production' was required, and it passed" in r.stdout + r.stderr
 
