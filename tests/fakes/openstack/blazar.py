@@ -37,6 +37,7 @@ MAX_LENGTH = timedelta(days=183)  # "standard KVM leases up to 6 months"
 # Instances of each flavor the site can host at once (guess; large enough for a class).
 CAPACITY = {"m1.large": 30}
 DEFAULT_CAPACITY = 20
+RESTRICTED_TRUST_500 = "Internal Server Error"
 
 
 def render_error(err: ApiError) -> Reply:
@@ -225,6 +226,11 @@ def create_lease(ctx: Ctx) -> Reply:
     reservations = body.get("reservations") or []
     if not reservations:
         raise ApiError(400, "No reservations provided")
+    if ((ctx.token or {}).get("application_credential") or {}).get("restricted"):
+        # Blazar creates a trust from the caller's token; Keystone refuses it for a
+        # restricted application credential (403 "Using method 'application_credential'
+        # is not allowed for managing trusts.") and Blazar's API turns that into a 500.
+        raise ApiError(500, RESTRICTED_TRUST_500)
     world = ctx.world
     with world.lock:
         if any(
