@@ -604,6 +604,9 @@ class Stack:
         text = self.common("blazar", "blazar") + textwrap.dedent(f"""\
             [DEFAULT]
             transport_url = {self.rabbit}
+            # a lease delete waits for the manager to remove its flavor and Placement
+            # inventory; on a loaded 2-core machine that outlasts the 60 s default
+            rpc_response_timeout = 300
             os_auth_host = {HOST}
             os_auth_port = {self.ports["keystone"]}
             os_auth_protocol = http

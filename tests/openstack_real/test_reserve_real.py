@@ -273,8 +273,10 @@ def test_two_users_reserve_status_teardown(stack, tmp_path):
     r = ok(run_watching(stack, tmp_path, "alice", lease_status, "reserve"))
     assert "node-0-alice" in r.stdout
     assert held(stack, "alice") == FULL
-    # the lease was seen waiting for Blazar's start event, then ACTIVE
-    assert seen[0] == "PENDING" and seen[-1] == "ACTIVE", seen
+    # the lease was seen waiting for Blazar's start event, then ACTIVE (Blazar 18 says
+    # CREATING before PENDING and STARTING after it: seen ['CREATING', 'PENDING',
+    # 'STARTING', 'ACTIVE'], polls permitting)
+    assert "PENDING" in seen and seen[-1] == "ACTIVE", seen
 
     conn = stack.admin()
     (lease,) = [x for x in blazar.lease.list() if x["name"] == "ggctl-alice"]
