@@ -735,6 +735,8 @@ class Stack:
             name=DEMO_PROJECT, domain_id="default"
         )
         self.project_id = project.id
+        # Nova's default 20 cores hold 5 m1.large: two users' 3 + 3 need more
+        admin.set_compute_quotas(project.id, cores=100, ram=256000, instances=20)
         password = f"{name}-password"
         user = ident.create_user(name=name, password=password, domain_id="default")
         ident.assign_project_role_to_user(project, user, ident.find_role("member"))
