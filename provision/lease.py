@@ -119,10 +119,36 @@ def create_lease(blazar: Any, spec: LeaseSpec, flavor_id: str, site: str) -> Fou
             events=[],
         )
     except blazar_exc.BlazarClientException as exc:
+        if http_status(exc) == 500:
+            # A restricted application credential cannot create Blazar's trust: say so, once.
+            restricted_credential_error(blazar, exc, spec)
         if is_transient(exc):
             raise  # the caller retries (and adopts a lease whose answer was lost)
         raise blazar_error(exc, spec, site) from None
     return lease_found(data)
+
+
+def restricted_credential_error(blazar: Any, exc: Exception, spec: LeaseSpec) -> None:
+    """Raise the real cause of Blazar's 500 when the user's credential is restricted.
+
+    Blazar creates a Keystone trust from the user's token for every lease; Keystone
+    refuses that for a restricted application credential and Blazar reports only
+    "Internal Server Error". Retrying cannot help, a new credential does.
+    """
+    from ggctl.provision.auth import restricted_application_credential
+
+    cred = restricted_application_credential(getattr(blazar.lease, "session", None))
+    if cred is None:
+        return
+    raise CloudError(
+        f"Blazar could not create the lease {spec.name} (HTTP 500: {error_text(exc)}): the "
+        f"application credential {cred.get('name') or cred.get('id')!r} is restricted, and "
+        "Keystone refuses to create the trust every Blazar lease needs from a restricted "
+        "credential",
+        hint='create an application credential with "unrestricted" ticked (KVM@TACC > '
+        "Identity > Application Credentials), download its clouds.yaml, then run "
+        "`ggctl reserve` again",
+    ) from None
 
 
 def get_lease(blazar: Any, found: Found) -> Found | None:

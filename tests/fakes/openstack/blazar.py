@@ -46,6 +46,7 @@ CAPACITY = {"m1.large": 30}
 DEFAULT_CAPACITY = 20
 _AGGREGATES = itertools.count(100)  # Nova aggregate ids are integers
 BEFORE_END_MINUTES = 60  # [manager] minutes_before_end_lease default
+RESTRICTED_TRUST_500 = "Internal Server Error"
 
 
 def render_error(err: ApiError) -> Reply:
@@ -279,6 +280,11 @@ def create_lease(ctx: Ctx) -> Reply:
     reservations = body.get("reservations") or []
     if not reservations:
         raise ApiError(400, "No reservations provided")
+    if ((ctx.token or {}).get("application_credential") or {}).get("restricted"):
+        # Blazar creates a trust from the caller's token; Keystone refuses it for a
+        # restricted application credential (403 "Using method 'application_credential'
+        # is not allowed for managing trusts.") and Blazar's API turns that into a 500.
+        raise ApiError(500, RESTRICTED_TRUST_500)
     world = ctx.world
     with world.lock:
         # Upstream Blazar has no unique constraint on lease names (a project may hold two

@@ -123,6 +123,8 @@ class User:
     app_cred_id: str
     app_cred_secret: str
     app_cred_project: str
+    # Keystone's `unrestricted` is False by default; Chameleon asks users to tick it.
+    app_cred_restricted: bool = False
 
 
 @dataclass
