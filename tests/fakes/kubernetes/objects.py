@@ -4,6 +4,7 @@ subresource. Defaults, validation and the invariants that matter to ggctl live h
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import ipaddress
 import json
@@ -18,6 +19,15 @@ MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 NODE_PORTS = range(30000, 32768)
+# The fieldValidation of the write being served (Strict, Warn -- upstream's default -- or
+# Ignore) and the warnings it collects for the `Warning` response header; the server sets
+# both per request (each request runs in its own thread).
+FIELD_VALIDATION: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "field_validation", default="Warn"
+)
+WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "warnings", default=None
+)
 
 
 class Objects:
@@ -423,7 +433,11 @@ class Objects:
             )
 
     def _validate(self, rt: ResourceType, body: Obj) -> None:
-        """The official schema of the served version, strictly (unknown fields are errors)."""
+        """The official schema of the served version: invalid values are 422 Invalid;
+        unknown fields are handled as the request's fieldValidation says (the strict
+        decoder of apimachinery, endpoints/handlers: Strict -> 400 "strict decoding error",
+        Warn -> a `Warning` header per field, Ignore -> dropped silently; dropped from the
+        object in both of the latter, as the decoder does)."""
         if not self.validate_schemas or rt.virtual:
             return
         import kubernetes_validate
@@ -433,7 +447,7 @@ class Objects:
         doc.setdefault("kind", rt.kind)
         doc.setdefault("metadata", {}).setdefault("name", "x")
         try:
-            kubernetes_validate.validate(doc, self.k8s_version, strict=True)
+            kubernetes_validate.validate(doc, self.k8s_version, strict=False)
         except kubernetes_validate.ValidationError as exc:
             path = ".".join(str(p) for p in exc.path)
             reason = "FieldValueRequired" if exc.validator == "required" else "FieldValueInvalid"
@@ -444,6 +458,53 @@ class Objects:
                 "NotFound",
                 f"the server could not find the requested resource ({rt.group_version}, {rt.kind})",
             ) from None
+        unknown = self._drop_unknown_fields(doc, body)
+        if not unknown:
+            return
+        texts = [f'unknown field "{path}"' for path in unknown]
+        mode = FIELD_VALIDATION.get()
+        if mode == "Strict":
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                f"strict decoding error: {', '.join(texts)}",
+            )
+        warnings = WARNINGS.get()
+        if mode == "Warn" and warnings is not None:
+            warnings.extend(texts)
+
+    def _drop_unknown_fields(self, doc: Obj, body: Obj) -> list[str]:
+        """Paths of the fields the schema does not declare (``spec.containers[0].x``, as
+        the strict decoder names them), removed from ``doc`` and ``body``."""
+        import kubernetes_validate
+
+        found: list[str] = []
+        for _ in range(1000):  # one unknown field or more per round; bounded
+            try:
+                kubernetes_validate.validate(doc, self.k8s_version, strict=True)
+                return found
+            except kubernetes_validate.ValidationError as exc:
+                if exc.validator != "additionalProperties" or not isinstance(exc.instance, dict):
+                    return found
+                declared = set((exc.schema or {}).get("properties", {}))
+                extra = [k for k in exc.instance if k not in declared]
+                if not extra:
+                    return found
+                prefix = "".join(
+                    f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path
+                ).lstrip(".")
+                for target in (doc, body):
+                    node: Any = target
+                    try:
+                        for p in exc.path:
+                            node = node[p]
+                    except (KeyError, IndexError, TypeError):
+                        continue
+                    for key in extra:
+                        node.pop(key, None)
+                found += [f"{prefix}.{key}" if prefix else key for key in extra]
+        return found
 
     def _to_storage(self, rt: ResourceType, obj: Obj) -> Obj:
         # the URL says what it is, whether or not the body does

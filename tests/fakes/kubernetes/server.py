@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 from . import discovery, openapi, selectors, tables, tls
 from .controllers import FAULTS, Controllers, Fault, Timings
 from .metrics import Metrics
-from .objects import Objects
+from .objects import FIELD_VALIDATION, WARNINGS, Objects
 from .resources import ResourceType, by_kind, find
 from .store import ApiError, Clock, Obj, Store
 
@@ -420,6 +420,36 @@ class FakeKubernetes:
         return _json(doc)
 
     def _rest(
+        self,
+        req: Request,
+        rt: ResourceType,
+        ns: str | None,
+        name: str | None,
+        sub: str | None,
+        body: bytes,
+    ) -> Response:
+        """One REST call; writes honour fieldValidation (unknown fields -> `Warning`
+        headers, 299 as the warning code, "-" as agent: endpoints/warning)."""
+        mode = req.args.get("fieldValidation") or "Warn"
+        if req.method in ("POST", "PUT", "PATCH") and mode not in ("Ignore", "Warn", "Strict"):
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'fieldValidation parameter unsupported: "{mode}". Supported values: '
+                '"Ignore", "Warn", "Strict"',
+            )
+        warnings: list[str] = []
+        tokens = FIELD_VALIDATION.set(mode), WARNINGS.set(warnings)
+        try:
+            response = self._serve(req, rt, ns, name, sub, body)
+        finally:
+            FIELD_VALIDATION.reset(tokens[0])
+            WARNINGS.reset(tokens[1])
+        for text in dict.fromkeys(warnings):
+            response.headers.add("Warning", f"299 - {json.dumps(text)}")
+        return response
+
+    def _serve(
         self,
         req: Request,
         rt: ResourceType,
