@@ -155,14 +155,9 @@ def _release(world: World, lease: dict) -> None:
 
 def _advance(world: World, lease: dict) -> None:
     """One poll of the lease's clock."""
-    now = utcnow()
-    if (
-        lease["status"] in ("ACTIVE", "PENDING", "STARTING")
-        and datetime.strptime(lease["end_date"], LEASE_FMT) <= now
-    ):
-        _release(world, lease)
-        lease.update(status="TERMINATED", updated_at=now.strftime(CREATED_FMT))
-        _event(lease, "end_lease").update(status="DONE")
+    now = world.now()
+    if _ended(lease, now):
+        _terminate(world, lease, now)
         return
     if lease["status"] not in ("PENDING", "STARTING") or lease["_fate"] == "PENDING":
         return
@@ -176,6 +171,45 @@ def _advance(world: World, lease: dict) -> None:
         # clients see STARTING for one poll.
         lease.update(status="STARTING", updated_at=now.strftime(CREATED_FMT))
         return
+    _start(world, lease, now)
+
+
+def tick(world: World) -> None:
+    """Time-driven transitions (Blazar's manager runs events on its own periodic task): a
+    lease past its end date terminates and frees its hosts; one whose start date is
+    ``settings.lease_start_time`` behind (counted from its creation if that is later)
+    starts, whether or not anyone polls it."""
+    now = world.now()
+    for lease in list(world.table("leases").values()):
+        if _ended(lease, now):
+            _terminate(world, lease, now)
+        elif (
+            lease["status"] in ("PENDING", "STARTING")
+            and lease["_fate"] != "PENDING"
+            and lease["_start_due"] <= now
+        ):
+            _start(world, lease, now)
+
+
+def seed(world: World) -> None:
+    """The leases' clock."""
+    world.tickers.append(tick)
+
+
+def _ended(lease: dict, now: datetime) -> bool:
+    return (
+        lease["status"] in ("ACTIVE", "PENDING", "STARTING")
+        and datetime.strptime(lease["end_date"], LEASE_FMT) <= now
+    )
+
+
+def _terminate(world: World, lease: dict, now: datetime) -> None:
+    _release(world, lease)
+    lease.update(status="TERMINATED", updated_at=now.strftime(CREATED_FMT))
+    _event(lease, "end_lease").update(status="DONE")
+
+
+def _start(world: World, lease: dict, now: datetime) -> None:
     if lease["_fate"] == "ERROR":
         lease.update(
             status="ERROR", status_reason=lease["_message"], updated_at=now.strftime(CREATED_FMT)
@@ -340,6 +374,8 @@ def create_lease(ctx: Ctx) -> Reply:
                 )
             ],
             "_polls": world.settings.lease_start_polls,
+            # "now" is truncated to the minute: count the start time from creation then.
+            "_start_due": max(start, world.now()) + world.settings.lease_start_time,
             "_fate": fate[0] if fate else "ACTIVE",
             "_message": fate[1] if fate else "",
             **ctx.owner(),

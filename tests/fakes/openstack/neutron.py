@@ -13,10 +13,13 @@ floating IP's network; 409 RouterInterfaceInUseByFloatingIP and
 RouterExternalGatewayInUseByFloatingIp; router-owned ports cannot be deleted directly;
 deleting a port disassociates its floating IP; new security groups get allow-all egress.
 
+Addresses are allocated as Neutron's in-tree IPAM does (random among the first free ones;
+DHCP ports first-free); each network with DHCP-enabled subnets has one ``network:dhcp``
+port; listings sort (sort_key/sort_dir) and page with links that keep the query.
+
 Guesses / simplifications (documented, not verified against KVM@TACC): subnet CIDRs of
-``public`` and ``sharednet1``; no DHCP ports are modelled (so a subnet's first addresses are
-free); MTU 1500; a floating IP may be moved from one port to another directly; filters
-compare values as strings; sorting params are ignored.
+``public`` and ``sharednet1``; ML2/OVS-style DHCP ports; MTU 1500; a floating IP may be
+moved from one port to another directly; filters compare values as strings.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from __future__ import annotations
 import ipaddress
 import itertools
 from collections.abc import Callable
+from urllib.parse import urlencode
 
-from .base import ApiError, Ctx, Reply, Router, paginate
+from .base import ApiError, Ctx, Reply, Router
 from .state import World, iso, mac, new_id, public
 
 ADMIN_PROJECT = "admin-project-0000000000000000"
@@ -402,26 +406,94 @@ def _project(res: dict, args) -> dict:
     return out
 
 
+def _sorts(ctx: Ctx, items: list[dict]) -> list[tuple[str, bool]]:
+    """api_common.get_sorts: paired sort_key/sort_dir (asc|desc), keys must be attributes;
+    the native pagination helper appends ``id`` ascending as the tie-breaker."""
+    keys = [k for k in ctx.args.getlist("sort_key") if k]
+    dirs = [d for d in ctx.args.getlist("sort_dir") if d]
+    if len(keys) != len(dirs):
+        raise ApiError(400, "The number of sort_keys and sort_dirs must be same", "HTTPBadRequest")
+    known = set().union(*(public(r).keys() for r in items)) if items else set(keys)
+    absent = [k for k in keys if k not in known]
+    if absent:
+        raise ApiError(400, f"{absent} is invalid attribute for sort_keys", "HTTPBadRequest")
+    bad = [d for d in dirs if d not in ("asc", "desc")]
+    if bad:
+        raise ApiError(
+            400,
+            f"{bad} is invalid value for sort_dirs, valid value is 'asc' and 'desc'",
+            "HTTPBadRequest",
+        )
+    sorts = [(k, d == "asc") for k, d in zip(keys, dirs, strict=True)]
+    if "id" not in keys:
+        sorts.append(("id", True))
+    return sorts
+
+
+def _sorted(items: list[dict], sorts: list[tuple[str, bool]]) -> list[dict]:
+    # Stable sorts from the last key to the first; None sorts first ascending (as SQL's
+    # NULLs do in MySQL, Neutron's database).
+    for key, asc in reversed(sorts):
+        items = sorted(
+            items,
+            key=lambda r, k=key: (r.get(k) is not None, "" if r.get(k) is None else r[k]),
+            reverse=not asc,
+        )
+    return items
+
+
+def _link(ctx: Ctx, coll: str, marker: str, reverse: bool) -> str:
+    # api_common.get_next_link / get_previous_link: the request's own query (filters,
+    # fields, sorts, limit) with the marker replaced and page_reverse set or dropped.
+    params = [(k, v) for k, v in ctx.args.items(multi=True) if k not in ("marker", "page_reverse")]
+    params.append(("marker", marker))
+    if reverse:
+        params.append(("page_reverse", "True"))
+    return f"{ctx.service_url}/v2.0/{coll}?{urlencode(params)}"
+
+
 @router.route("GET", "/v2.0/{coll}")
 def list_resources(ctx: Ctx, coll: str) -> Reply:
-    """List one collection with Neutron's filters (any field, tags*, fixed_ips) and paging."""
+    """List one collection with Neutron's filters (any field, tags*, fixed_ips), sorting
+    (sort_key/sort_dir) and marker/limit paging with next/previous links."""
     kind, _, _, _ = _coll(coll)
+    limit = ctx.args.get("limit", 0)
+    if not str(limit).isdigit():
+        raise ApiError(
+            400, f"Limit must be an integer 0 or greater and not '{limit}'", "HTTPBadRequest"
+        )
+    limit = int(limit)
+    reverse = ctx.args.get("page_reverse", "False").lower() == "true"
     with ctx.world.lock:
         items = [
             r
             for r in ctx.world.table(kind).values()
             if _visible(r, ctx, kind) and _matches(r, ctx.args)
         ]
-        page, more = paginate(items, ctx.args)
+        items = _sorted(items, _sorts(ctx, items))
+        page = items
+        if limit:
+            # PaginationEmulatedHelper.paginate: the page after (or, reversed, before) the
+            # marker.
+            ids = [r["id"] for r in items]
+            marker = ctx.args.get("marker")
+            if marker and marker not in ids:
+                raise ApiError(400, f"marker [{marker}] not found", "BadRequest")
+            i = ids.index(marker) if marker else -1
+            page = items[max(i - limit, 0) : i] if reverse else items[i + 1 : i + limit + 1]
         body: dict = {kind: [_project(r, ctx.args) for r in page]}
-    if more:
-        body[f"{kind}_links"] = [
-            {
-                "rel": "next",
-                "href": f"{ctx.service_url}/v2.0/{coll}?limit={ctx.args['limit']}"
-                f"&marker={page[-1]['id']}",
-            }
-        ]
+    if limit:
+        links = []
+        if not (len(page) < limit and not reverse):
+            links.append(
+                {"rel": "next", "href": _link(ctx, coll, page[-1]["id"] if page else "", False)}
+            )
+        if not (len(page) < limit and reverse):
+            links.append(
+                {"rel": "previous", "href": _link(ctx, coll, page[0]["id"] if page else "", True)}
+            )
+        if links:
+            body[f"{kind}_links"] = links
     return Reply(200, body)
 
 
@@ -677,7 +749,46 @@ def _new_subnet(
     )
     net["subnets"].append(subnet["id"])
     _touch(net)
+    if subnet["enable_dhcp"]:
+        _add_dhcp_address(world, net, subnet)
     return subnet
+
+
+DHCP_OWNER = "network:dhcp"
+DHCP_HOST = "7b4d5e7e-0c1f-5d8a-9d0e-6c1d2a3b4c5d"  # the network node's host uuid (a guess)
+
+
+def _add_dhcp_address(world: World, net: dict, subnet: dict) -> None:
+    """The DHCP agent serves every DHCP-enabled subnet from one port per network, which
+    takes the first free address of each subnet's pools (PreferNextAddressRequest). It is
+    the cloud's, not the user's: left out of ``World.count()`` like seeded resources."""
+    ip = {"subnet_id": subnet["id"], "ip_address": _allocate_ip(world, subnet, prefer_next=True)}
+    port = next(iter(_ports_on(world, network_id=net["id"], device_owner=DHCP_OWNER)), None)
+    if port is None:
+        port = new_port(
+            world,
+            net,
+            {
+                "device_owner": DHCP_OWNER,
+                "device_id": f"dhcp{DHCP_HOST}-{net['id']}",
+                "security_groups": [],  # network:* ports are trusted: no groups
+                "fixed_ips": [],
+            },
+            net["project_id"],
+            None,
+        )
+        port.update(status="ACTIVE", _seed=True)
+    port["fixed_ips"].append(ip)
+    _touch(port)
+
+
+def _drop_dhcp_address(world: World, subnet: dict) -> None:
+    """Deleting a subnet removes its address from the DHCP port (network:dhcp is one of
+    AUTO_DELETE_PORT_OWNERS); the agent releases the port when no subnet is left."""
+    for port in _ports_on(world, network_id=subnet["network_id"], device_owner=DHCP_OWNER):
+        port["fixed_ips"] = [ip for ip in port["fixed_ips"] if ip["subnet_id"] != subnet["id"]]
+        if not port["fixed_ips"]:
+            world.remove("ports", port["id"])
 
 
 def _create_subnet(ctx: Ctx, body: dict) -> dict:
@@ -703,13 +814,16 @@ def _ports_on(world: World, **match: str) -> list[dict]:
 
 
 def _delete_network(ctx: Ctx, net: dict) -> None:
-    if _ports_on(ctx.world, network_id=net["id"]):
+    ports = _ports_on(ctx.world, network_id=net["id"])
+    if any(p["device_owner"] != DHCP_OWNER for p in ports):
         raise ApiError(
             409,
             f"Unable to complete operation on network {net['id']}. There are "
             f"one or more ports still in use on the network.",
             "NetworkInUse",
         )
+    for port in ports:  # only the DHCP port is left: it goes with the network
+        ctx.world.remove("ports", port["id"])
     for sid in list(net["subnets"]):
         ctx.world.remove("subnets", sid)
     ctx.world.remove("networks", net["id"])
@@ -724,13 +838,14 @@ def _subnet_ports(world: World, subnet_id: str) -> list[dict]:
 
 
 def _delete_subnet(ctx: Ctx, subnet: dict) -> None:
-    if _subnet_ports(ctx.world, subnet["id"]):
+    if any(p["device_owner"] != DHCP_OWNER for p in _subnet_ports(ctx.world, subnet["id"])):
         raise ApiError(
             409,
             f"Unable to complete operation on subnet {subnet['id']}: One or "
             f"more ports have an IP allocation from this subnet.",
             "SubnetInUse",
         )
+    _drop_dhcp_address(ctx.world, subnet)
     net = ctx.world.table("networks")[subnet["network_id"]]
     net["subnets"].remove(subnet["id"])
     ctx.world.remove("subnets", subnet["id"])
@@ -756,7 +871,12 @@ def _update_plain(ctx: Ctx, res: dict, body: dict) -> None:
 # ------------------------------------------------------------------ ports
 
 
-def _allocate_ip(world: World, subnet: dict) -> str:
+# neutron/ipam/drivers/neutrondb_ipam/driver.py: a random address among the first MAX_WIN
+# free ones of the first pool that has any; PreferNextAddressRequest (DHCP ports) the first.
+MAX_WIN = 1000
+
+
+def _allocate_ip(world: World, subnet: dict, prefer_next: bool = False) -> str:
     used = {
         ip["ip_address"]
         for p in _subnet_ports(world, subnet["id"])
@@ -764,11 +884,15 @@ def _allocate_ip(world: World, subnet: dict) -> str:
         if ip["subnet_id"] == subnet["id"]
     }
     for pool in subnet["allocation_pools"]:
-        addr, end = ipaddress.ip_address(pool["start"]), ipaddress.ip_address(pool["end"])
-        while addr <= end:
-            if str(addr) not in used:
-                return str(addr)
-            addr += 1
+        start, end = ipaddress.ip_address(pool["start"]), ipaddress.ip_address(pool["end"])
+        free = (
+            str(a)
+            for a in (start + i for i in range(int(end) - int(start) + 1))
+            if str(a) not in used
+        )
+        window = list(itertools.islice(free, 1 if prefer_next else MAX_WIN))
+        if window:
+            return window[0] if prefer_next else world.rng.choice(window)
     raise ApiError(
         409,
         f"No more IP addresses available on network {subnet['network_id']}.",

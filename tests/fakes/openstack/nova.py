@@ -2,11 +2,13 @@
 server actions, metadata and tags, key pairs, limits and quota sets.
 
 Server lifecycle: ``POST /servers`` -> 202 and BUILD; each GET that renders the server
-counts a poll; after ``settings.server_build_polls`` polls it is ACTIVE, or ERROR with a
+counts a poll; after ``settings.server_build_polls`` polls (or ``server_build_time`` on the
+world's clock, whatever is polled) it is ACTIVE, or ERROR with a
 ``fault`` when a fault was injected or the flavor is not bookable. Ports are created (or
 bound, for ``networks: [{"port": ...}]``) in Neutron's state at POST time; on ERROR Nova
 frees them again, as it does when a build fails. ``DELETE`` -> 204; the server is still
-listed (task_state ``deleting``) for ``settings.server_delete_polls`` polls, then 404, and
+listed (task_state ``deleting``) for ``settings.server_delete_polls`` polls (or
+``server_delete_time``), then 404, and
 only then are its ports released (so deleting a network right after a server 409s, as on
 the real cloud).
 
@@ -26,6 +28,7 @@ import base64
 import hashlib
 import re
 import secrets
+from datetime import datetime
 
 from . import neutron
 from .base import ApiError, Ctx, Reply, Router, paginate
@@ -70,24 +73,43 @@ def _mv_tuple(v: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-def microversion(ctx: Ctx) -> str:
-    """The microversion the request asked for (``2.1`` when none), capped at Xena's."""
+def requested_microversion(ctx: Ctx) -> str | None:
+    """The version string the request names, as microversion_parse.get_version reads it:
+    ``OpenStack-API-Version: compute X`` first, then the legacy
+    ``X-OpenStack-Nova-API-Version``; None when neither is sent."""
     h = ctx.request.headers
-    asked = h.get("X-OpenStack-Nova-API-Version")
-    if not asked:
-        m = re.match(r"\s*compute\s+(\S+)", h.get("OpenStack-API-Version", ""))
-        asked = m.group(1) if m else MIN_MICROVERSION
-    if asked == "latest":
+    for item in h.get("OpenStack-API-Version", "").split(","):
+        service, _, value = item.strip().partition(" ")
+        if service.lower() == "compute" and value.strip():
+            return value.strip()
+    return h.get("X-OpenStack-Nova-API-Version") or None
+
+
+def microversion(ctx: Ctx) -> str:
+    """The microversion the request asked for (``2.1`` when none), as Nova's
+    ``wsgi.Request.set_api_version_request`` resolves it: ``latest`` is the maximum, a
+    malformed string is 400 (InvalidAPIVersionString), one outside [min, max] is 406
+    (InvalidGlobalAPIVersion), both with Nova's messages."""
+    asked = requested_microversion(ctx)
+    if asked is None:
+        return MIN_MICROVERSION
+    if asked.lower() == "latest":
         return MAX_MICROVERSION
-    if not re.fullmatch(r"\d+\.\d+", asked) or not (
-        _mv_tuple(MIN_MICROVERSION) <= _mv_tuple(asked) <= _mv_tuple(MAX_MICROVERSION)
-    ):
+    m = re.fullmatch(r"([1-9]\d*)\.([1-9]\d*|0)", asked)
+    if not m:
+        raise ApiError(
+            400,
+            f"API Version String {asked} is of invalid format. Must be of format "
+            "MajorNum.MinorNum.",
+        )
+    normalised = f"{int(m.group(1))}.{int(m.group(2))}"
+    if not _mv_tuple(MIN_MICROVERSION) <= _mv_tuple(normalised) <= _mv_tuple(MAX_MICROVERSION):
         raise ApiError(
             406,
-            f"Version {asked} is not supported by the API. Minimum is "
+            f"Version {normalised} is not supported by the API. Minimum is "
             f"{MIN_MICROVERSION} and maximum is {MAX_MICROVERSION}.",
         )
-    return asked
+    return normalised
 
 
 def _at_least(ctx: Ctx, v: str) -> bool:
@@ -110,7 +132,8 @@ FLAVORS = (
 
 
 def seed(world: World) -> None:
-    """The stock public flavors."""
+    """The stock public flavors; the servers' clock."""
+    world.tickers.append(tick)
     for fid, name, vcpus, ram, disk in FLAVORS:
         specs = {"trait:CUSTOM_GPU": "required"} if name.startswith("g1.") else {}
         world.add("flavors", new_flavor(fid, name, vcpus, ram, disk, specs, public=True, seed=True))
@@ -560,6 +583,10 @@ def _new_server(
         "os-extended-volumes:volumes_attached": [],
         "_flavor": flavor,
         "_polls": world.settings.server_build_polls if slow is None else slow,
+        # A slowed server (faults) waits for its polls only.
+        "_ready_at": world.now() + world.settings.server_build_time
+        if slow is None
+        else datetime.max,
         "_fate": "ERROR" if fault else "ACTIVE",
         "_fault": fault,
         "_groups": groups or ["default"],
@@ -586,8 +613,7 @@ def _advance(world: World, s: dict) -> None:
     """One poll of the server's state machine."""
     if s.get("_gone") is not None:
         if s["_gone"] <= 0:
-            _release_networks(world, s["id"])
-            world.remove("servers", s["id"])
+            _finish_delete(world, s)
         else:
             s["_gone"] -= 1
         return
@@ -597,7 +623,27 @@ def _advance(world: World, s: dict) -> None:
         s["_polls"] -= 1
         s["OS-EXT-STS:task_state"] = "spawning"
         return
-    now = iso()
+    _finish_build(world, s)
+
+
+def tick(world: World) -> None:
+    """Time-driven transitions: builds and deletions whose time has come finish whether or
+    not anyone polls the server (nova-compute works on its own clock)."""
+    now = world.now()
+    for s in list(world.table("servers").values()):
+        if s.get("_gone_at") is not None and s["_gone_at"] <= now:
+            _finish_delete(world, s)
+        elif s["status"] == "BUILD" and s["_ready_at"] <= now:
+            _finish_build(world, s)
+
+
+def _finish_delete(world: World, s: dict) -> None:
+    _release_networks(world, s["id"])
+    world.remove("servers", s["id"])
+
+
+def _finish_build(world: World, s: dict) -> None:
+    now = iso(world.now())
     if s["_fate"] == "ACTIVE":
         s.update(
             status="ACTIVE",
@@ -799,6 +845,7 @@ def delete_server(ctx: Ctx, sid: str) -> Reply:
             raise ApiError(409, f"Instance {sid} is locked")
         if s.get("_gone") is None:
             s["_gone"] = ctx.world.settings.server_delete_polls
+            s["_gone_at"] = ctx.world.now() + ctx.world.settings.server_delete_time
             s["OS-EXT-STS:task_state"] = "deleting"
     return Reply(204)
 

@@ -213,6 +213,7 @@ class FakeCloud:
             rest = rest[: -len(".json")]
         ctx = Ctx(self.world, request, self.url, f"{self.url}/{service_name}", faults=self.faults)
 
+        self.world.tick()  # what came due since the last request happens now
         rule = self.faults.match(request.method, path)
         if service is None:
             reply = Reply(404, {"error": f"no service at {path}"})
@@ -242,6 +243,8 @@ class FakeCloud:
             handler, params, needs_auth = found
             if needs_auth:
                 self._authenticate(ctx, service)
+            if service is nova:  # wsgi.Resource checks the version before any handler
+                nova.microversion(ctx)
             return handler(ctx, **params)
         except ApiError as err:
             return service.router.render_error(err)
@@ -262,10 +265,14 @@ class FakeCloud:
 
     def _respond(self, ctx: Ctx, reply: Reply) -> Response:
         headers = dict(reply.headers)
-        # novaclient warns unless the microversion it asked for is echoed back.
-        asked = ctx.request.headers.get("X-OpenStack-Nova-API-Version")
+        # novaclient warns unless the microversion it asked for is echoed back. Nova echoes
+        # the version it resolved (``latest`` -> the maximum); a request refused for its
+        # version (400/406) gets no version headers (wsgi.Fault: null version request).
+        version = None
         if ctx.service_url.endswith("/compute"):
-            version = asked or nova.microversion(ctx)
+            with contextlib.suppress(ApiError):
+                version = nova.microversion(ctx)
+        if version is not None:
             headers.setdefault("X-OpenStack-Nova-API-Version", version)
             headers.setdefault("OpenStack-API-Version", f"compute {version}")
             headers.setdefault("Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version")

@@ -14,6 +14,7 @@ import copy
 import random
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,12 +85,20 @@ def public(obj: Any) -> Any:
 
 @dataclass
 class Settings:
-    """Timing knobs. Counts are polls (GETs that render the resource), never wall time,
-    so tests stay fast and deterministic whatever the client's sleep interval."""
+    """Timing knobs. A transition happens after so many polls (GETs that render the
+    resource) *or* once so much time has passed on the world's clock, whichever comes
+    first: polls keep client-driven tests fast and deterministic, time makes resources
+    nobody polls move on as on a real cloud (every request applies what is due,
+    :meth:`World.tick`). Tests move the clock with :meth:`World.advance`, never sleep."""
 
     server_build_polls: int = 1  # GETs that still see BUILD before ACTIVE/ERROR
     server_delete_polls: int = 1  # GETs that still see a deleted server before 404
     lease_start_polls: int = 0  # GETs that still see PENDING before ACTIVE
+    # Wall-clock durations (KVM@TACC: a VM boots in about a minute, is gone a few seconds
+    # after DELETE; Blazar's periodic task starts a due lease within its 10-s interval).
+    server_build_time: timedelta = timedelta(seconds=60)
+    server_delete_time: timedelta = timedelta(seconds=10)
+    lease_start_time: timedelta = timedelta(seconds=10)
     # device_owner of new router interfaces: network:router_interface (legacy router),
     # network:ha_router_replicated_interface (HA) or network:router_interface_distributed (DVR)
     router_interface_owner: str = "network:router_interface"
@@ -148,6 +157,31 @@ class World:
     log: list[LogEntry] = field(default_factory=list)
     # kind -> id -> resource dict (wire shape + private "_" keys)
     tables: dict[str, dict[str, dict]] = field(default_factory=lambda: {kind: {} for kind in KINDS})
+    # The world's clock runs ahead of real UTC by `skew` (moved by advance()); `tickers`
+    # apply each service's time-driven transitions (registered by the services' seed()).
+    skew: timedelta = timedelta(0)
+    tickers: list[Callable[[World], None]] = field(default_factory=list)
+    # Neutron picks free addresses at random; seeded so a test run is reproducible.
+    rng: random.Random = field(default_factory=lambda: random.Random(15))
+
+    # ----------------------------------------------------------------- clock
+
+    def now(self) -> datetime:
+        """The world's naive-UTC now: real time plus whatever tests advanced it by."""
+        return utcnow() + self.skew
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the world's clock forward, as if ``delta`` had passed; the next request
+        (to any service) applies what became due."""
+        with self.lock:
+            self.skew += delta
+
+    def tick(self) -> None:
+        """Apply every resource's due time-driven transitions (the server calls this on
+        every request, so a resource nobody polls still moves on)."""
+        with self.lock:
+            for ticker in self.tickers:
+                ticker(self)
 
     # ----------------------------------------------------------------- inspection
 
