@@ -26,10 +26,10 @@ import yaml
 
 from ggctl.inventory.ansible import INVENTORY_FILE, write_inventory
 from ggctl.inventory.sshconfig import write_ssh_config
-from tests.lab import aptrepo, rootfs
-from tests.lab.hosts import Lab
-from tests.lab.netns import listen_in
-from tests.lab.servers import apt_proxy, static_server
+from lab import aptrepo, rootfs
+from lab.hosts import Lab
+from lab.netns import listen_in
+from lab.servers import apt_proxy, static_server
 
 TOOLS = ("systemd-nspawn", "debootstrap", "apt-ftparchive", "dpkg-deb", "gpg", "ssh", "ip")
 

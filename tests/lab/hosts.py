@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.lab.netns import in_netns
+from lab.netns import in_netns
 
 SUBNET = "192.168.1"
 NODES = ("node-0", "node-1", "node-2")

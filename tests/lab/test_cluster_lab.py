@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.lab.conftest import LabEnv, kill_strays, load_events, open_lab
+from lab.conftest import LabEnv, kill_strays, load_events, open_lab
 
 pytestmark = pytest.mark.lab
 
@@ -119,7 +119,7 @@ def test_host_down_is_named(lab_env: LabEnv, first_run) -> None:
 
 
 def test_wrong_key_is_named(lab_env: LabEnv, first_run, tmp_path) -> None:
-    from tests.lab.conftest import write_lab_inventory
+    from lab.conftest import write_lab_inventory
 
     wrong = tmp_path / "id_wrong"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
