@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ggctl.errors import GgctlError
+from ggctl.inventory.sshconfig import JUMP_HOST, SSH_CONFIG_FILE, SSH_USER
 
-SSH_USER = "cc"  # the default user of Chameleon's CC-Ubuntu images
-JUMP_HOST = "node-0"  # the only node with a floating IP
+__all__ = ["INVENTORY_FILE", "JUMP_HOST", "SSH_USER", "build_inventory", "write_inventory"]
 
 
 # Where `ggctl reserve` writes it in the state dir and `ggctl cluster` looks for it.
 INVENTORY_FILE = "inventory.yaml"
 
 
-def proxy_jump(floating_ip: str) -> str:
-    return f"-o ProxyJump={SSH_USER}@{floating_ip} -o StrictHostKeyChecking=accept-new"
+def build_inventory(state: dict[str, Any], ssh_config: Path | None = None) -> dict[str, Any]:
+    """The inventory as data: node-0 reached on its floating IP, the others through it.
 
-
-def build_inventory(state: dict[str, Any]) -> dict[str, Any]:
-    """The inventory as data: node-0 reached on its floating IP, the others through it."""
+    How ssh gets there (ProxyJump, key, known hosts) is the ssh_config's job: every host
+    gets `-F <ssh_config>`, because `-o` options on ssh's command line never reach the
+    jump host (see inventory/sshconfig.py). Without an ssh_config (data only), the
+    connection settings are left out.
+    """
     fip = state.get("floating_ip")
     nodes = state.get("nodes") or []
     if not fip or not nodes:
@@ -30,20 +34,15 @@ def build_inventory(state: dict[str, Any]) -> dict[str, Any]:
             "no reserved nodes with a floating IP in the state", hint="run `ggctl reserve` first"
         )
     hosts: dict[str, dict[str, Any]] = {}
-    key = state.get("private_key")
     for n in nodes:
         host: dict[str, Any] = {
+            # The address the ssh_config's Host line also names (node-0: floating IP).
+            "ansible_host": fip if n["node"] == JUMP_HOST else n["private_ip"],
             "ansible_user": SSH_USER,
             "node_ip": n["private_ip"],
         }
-        if n["node"] == JUMP_HOST:
-            host["ansible_host"] = fip
-            host["ansible_ssh_common_args"] = "-o StrictHostKeyChecking=accept-new"
-        else:
-            host["ansible_host"] = n["private_ip"]
-            host["ansible_ssh_common_args"] = proxy_jump(fip)
-        if key:
-            host["ansible_ssh_private_key_file"] = key
+        if ssh_config is not None:
+            host["ansible_ssh_common_args"] = "-F " + shlex.quote(str(ssh_config))
         hosts[n["node"]] = host
     names = list(hosts)
     first = {JUMP_HOST: {}} if JUMP_HOST in hosts else {names[0]: {}}
@@ -72,11 +71,11 @@ def build_inventory(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_inventory(state: dict[str, Any], path: Path) -> Path:
-    """Write the inventory YAML (0600: it names hosts and key paths, nothing secret)."""
-    import os
-
+    """Write the inventory YAML (0600: it names hosts and paths, nothing secret); it uses
+    the ssh_config that `write_ssh_config` writes next to it."""
     text = "# Written by `ggctl reserve` from the provisioning state; rewritten on each run.\n"
-    text += yaml.safe_dump(build_inventory(state), sort_keys=False)
+    inventory = build_inventory(state, ssh_config=path.parent / SSH_CONFIG_FILE)
+    text += yaml.safe_dump(inventory, sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

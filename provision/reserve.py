@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from ggctl.inventory.ansible import INVENTORY_FILE, write_inventory
-from ggctl.inventory.sshconfig import write_ssh_config
+from ggctl.inventory.sshconfig import SSH_CONFIG_FILE, write_ssh_config
 from ggctl.provision import record
 from ggctl.provision.actual import Actual
 from ggctl.provision.apply import Context, apply
@@ -58,6 +58,6 @@ def reserve(settings: Any, *, dry_run: bool, console: Console) -> ReserveResult:
     data = save(read_actual(s.cloud, s.top))
     if data.get("floating_ip"):
         data["inventory"] = str(write_inventory(data, s.state.path(INVENTORY_FILE)))
-        data["ssh_config"] = str(write_ssh_config(data, s.state.path("ssh_config")))
+        data["ssh_config"] = str(write_ssh_config(data, s.state.path(SSH_CONFIG_FILE)))
         record.save(s.state, data)
     return ReserveResult(actions, False, data)

@@ -19,7 +19,7 @@ def ssh_command(state_dir: Path, node: str, command: list[str]) -> list[str]:
             "no ssh_config: nothing reserved yet (or it was torn down)",
             hint="run `ggctl reserve` (or `ggctl status` to check)",
         )
-    if f"Host {node}\n" not in config.read_text():
+    if not re.search(rf"^Host {re.escape(node)}(\s|$)", config.read_text(), re.MULTILINE):
         raise GgctlError(f"{node} is not among the reserved nodes", hint=f"see {config}")
     if command and command[0] == "--":
         command = command[1:]

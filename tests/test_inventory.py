@@ -65,11 +65,12 @@ def test_real_ansible_inventory_accepts_it(tmp_path):
     assert hv["node-0"]["ansible_host"] == "129.114.27.5"
     for i in (1, 2):
         assert hv[f"node-{i}"]["ansible_host"] == f"192.168.1.1{i}"
-        assert "-o ProxyJump=cc@129.114.27.5" in hv[f"node-{i}"]["ansible_ssh_common_args"]
     for i in range(3):
         assert hv[f"node-{i}"]["ansible_user"] == "cc"
         assert hv[f"node-{i}"]["node_ip"] == f"192.168.1.1{i}"
-        assert hv[f"node-{i}"]["ansible_ssh_private_key_file"] == STATE["private_key"]
+        # How to get there (jump, key, known hosts) is the ssh_config's job.
+        assert hv[f"node-{i}"]["ansible_ssh_common_args"] == f"-F {tmp_path / 'ssh_config'}"
+        assert "ansible_ssh_private_key_file" not in hv[f"node-{i}"]
 
 
 def test_lb_pool_reaches_metallb_and_stays_out_of_dhcp(tmp_path):
@@ -92,8 +93,8 @@ def test_cluster_reads_the_inventory_reserve_writes(tmp_path):
 
 
 def test_node0_is_not_its_own_jump_host():
-    hosts = build_inventory(STATE)["all"]["hosts"]
-    assert "ProxyJump" not in hosts["node-0"]["ansible_ssh_common_args"]
+    node0 = build_ssh_config(STATE).split("Host node-1")[0]
+    assert "Host node-0 129.114.27.5\n" in node0 and "ProxyJump" not in node0
 
 
 def test_no_floating_ip_no_inventory():
@@ -103,17 +104,32 @@ def test_no_floating_ip_no_inventory():
 
 def test_ssh_config_jumps_through_node0(tmp_path):
     text = build_ssh_config(STATE)
-    assert "Host node-0\n    HostName 129.114.27.5\n    User cc\n" in text
-    assert "Host node-2\n    HostName 192.168.1.12\n    User cc\n    ProxyJump node-0\n" in text
-    assert "IdentityFile /home/alice/.ssh/id_ed25519" in text
+    assert "Host node-0 129.114.27.5\n    HostName 129.114.27.5\n    User cc\n" in text
+    assert (
+        "Host node-2 192.168.1.12\n    HostName 192.168.1.12\n    User cc\n    ProxyJump node-0\n"
+        in text
+    )
+    assert 'IdentityFile "/home/alice/.ssh/id_ed25519"' in text
     path = write_ssh_config(STATE, tmp_path / "ssh_config")
-    # ssh itself parses it: -G prints the resolved options without connecting
-    r = subprocess.run(["ssh", "-G", "-F", str(path), "node-1"], capture_output=True, text=True)
-    if r.returncode == 0:
+    # ssh itself parses it: -G prints the resolved options without connecting. The jump
+    # host's own options (what the ProxyJump hop uses) must carry the key and the
+    # known-hosts settings too, since command-line -o options never reach it.
+    for host in ("node-1", "192.168.1.11", "node-0", "129.114.27.5"):
+        r = subprocess.run(["ssh", "-G", "-F", str(path), host], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
         opts = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
-        assert opts["hostname"] == "192.168.1.11"
-        assert opts["proxyjump"] == "node-0"
         assert opts["user"] == "cc"
+        assert opts["identityfile"] == "/home/alice/.ssh/id_ed25519"
+        assert opts["identitiesonly"] == "yes"
+        assert opts["userknownhostsfile"] == str(tmp_path / "known_hosts")
+        assert opts["stricthostkeychecking"] == "accept-new"
+        node = "node-0" if host in ("node-0", "129.114.27.5") else "node-1"
+        # keyed by the server, so a reused floating IP is a new host, not a changed key
+        assert opts["hostkeyalias"] == f"{node}-s{node[-1]}"
+        if node == "node-1":
+            assert opts["hostname"] == "192.168.1.11" and opts["proxyjump"] == "node-0"
+        else:
+            assert opts["hostname"] == "129.114.27.5" and "proxyjump" not in opts
 
 
 def test_ggctl_ssh_command(tmp_path):
