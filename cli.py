@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import rich_click as click
+from rich.markup import escape
 
 from ggctl import __version__
 from ggctl.commands import COMMANDS
@@ -71,9 +72,11 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except GgctlError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        # Messages carry outside text (Ansible's "[role : task]", service errors):
+        # printed as text, never read as rich markup.
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
         if exc.hint:
-            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+            err_console.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/]")
