@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,7 @@ class Assets:
 
 
 @pytest.fixture(scope="session")
-def lab_assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assets]:
+def lab_assets() -> Iterator[Assets]:
     reason = _unavailable()
     if reason:
         if os.environ.get("CI") == "true":
@@ -164,7 +165,9 @@ def lab_assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assets]:
         pytest.skip(reason)
     mirror = rootfs.apt_mirror()
     image = rootfs.rootfs(mirror)
-    work = tmp_path_factory.mktemp("lab")
+    # Not under pytest's basetemp: other pytest runs on the machine prune old basetemps,
+    # and must never walk into the hosts' mounted root filesystems.
+    work = Path(tempfile.mkdtemp(prefix="ggctl-lab-", dir="/var/tmp"))
     tree = aptrepo.make_repo(work / "repo")
     rel, tarball = aptrepo.buildkit_tarball(tree)
     key = work / "id_lab"
@@ -178,6 +181,7 @@ def lab_assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assets]:
     finally:
         signal.signal(signal.SIGTERM, previous)
         _close_all()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @contextlib.contextmanager
