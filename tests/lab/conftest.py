@@ -95,7 +95,11 @@ class LabEnv:
     ) -> subprocess.CompletedProcess[str]:
         env = dict(self.env)
         if state is not None:
+            # Another user: own state and own HOME (so no ssh ControlPersist master of
+            # this lab's runs is reused).
             env["GGCTL_STATE_DIR"] = str(state)
+            env["HOME"] = str(state.parent / "home")
+            Path(env["HOME"]).mkdir(exist_ok=True)
         return subprocess.run(
             [sys.executable, "-m", "ggctl", *args],
             env=env,

@@ -114,7 +114,7 @@ def test_host_down_is_named(lab_env: LabEnv, first_run) -> None:
     assert ("node-2", "Gathering Facts") in run.failed()
 
 
-def test_wrong_key_is_named(lab_env: LabEnv, first_run, tmp_path) -> None:
+def test_wrong_key_is_named(lab_env: LabEnv, tmp_path) -> None:
     from lab.conftest import write_lab_inventory
 
     wrong = tmp_path / "id_wrong"
