@@ -18,6 +18,7 @@ signal handler.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ from pathlib import Path
 from lab.netns import in_netns
 
 SUBNET = "192.168.1"
+_LAB_NUMBERS = itertools.count()
 NODES = ("node-0", "node-1", "node-2")
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
 # Global (not per network namespace) values that node_prep's sysctl file sets: the
@@ -60,7 +62,9 @@ class Host:
 
 class Lab:
     def __init__(self, work: Path, image: Path, lab_id: str | None = None) -> None:
-        self.id = lab_id or f"{os.getpid() % 100000}"
+        # Unique on the machine (pid) and within the session (counter): names of the
+        # namespace, links and cgroups derive from it.
+        self.id = lab_id or f"{os.getpid() % 10000}{next(_LAB_NUMBERS)}"
         self.work = work
         self.image = image
         self.netns = f"ggl{self.id}"
