@@ -22,7 +22,7 @@ from ggctl.errors import GgctlError
     commands=["reserve", "cluster", "build", "deploy", "evaluate", "teardown", "up", "down"],
 )
 @click.command_panel("While it runs", commands=["status", "extend", "ssh", "kubectl", "report"])
-@click.command_panel("On your machine", commands=["demo", "serve", "model", "config"])
+@click.command_panel("On your machine", commands=["demo", "predict", "serve", "model", "config"])
 @click.version_option(__version__, prog_name="ggctl")
 @click.option(
     "--config",
@@ -55,14 +55,37 @@ def cli(
     if verbose:
         flags["verbose"] = verbose
     ctx.obj = Ctx(config, flags)
+    _RUN["ctx"] = ctx.obj  # for main(): where the failure log goes, and -v
 
 
 for _command in COMMANDS:
     cli.add_command(_command)
 
 
+_RUN: dict[str, Any] = {}
+
+
+def _failed(exc: BaseException, argv: list[str] | None) -> None:
+    """Keep the traceback of a failure in the state dir's log; print it too with -v."""
+    run_ctx = _RUN.get("ctx")
+    verbose = bool(run_ctx and run_ctx.flags.get("verbose"))
+    try:
+        state_dir = run_ctx.settings().state_dir if run_ctx else None
+    except Exception:  # a broken config file: its own error is what the user sees
+        state_dir = None
+    from ggctl.errors import log_failure
+
+    path = log_failure(state_dir, list(sys.argv[1:] if argv is None else argv), exc)
+    if verbose:
+        err_console.print_exception(show_locals=False)
+    elif path is not None:
+        err_console.print(f"[dim]details: {path} (or rerun with -v)[/]", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning expected failures into one readable message."""
+    from ggctl.provision.errors import describe
+
     try:
         cli.main(args=argv, prog_name="ggctl", standalone_mode=False)
     except click.exceptions.Abort:
@@ -71,13 +94,17 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except GgctlError as exc:
-        # Messages carry outside text (Ansible's "[role : task]", service errors):
-        # printed as text, never read as rich markup.
-        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
-        if exc.hint:
-            err_console.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False)
-        sys.exit(exc.exit_code)
+    except Exception as exc:
+        # A client library's failure that no step turned into a message yet (the outside
+        # world: cloud, network) still ends in one; anything else is a bug and shows.
+        err = exc if isinstance(exc, GgctlError) else describe(exc, "finish the command")
+        _failed(exc, argv)
+        if err is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False)
+        if err.hint:
+            err_console.print(f"[dim]hint:[/] {escape(err.hint)}", highlight=False)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/]")
         sys.exit(130)

@@ -129,6 +129,12 @@ class ClusterSettings(Section):
     extra_vars: dict[str, Any] = Field(
         default_factory=dict, description="Ansible extra-vars, e.g. cluster_kube_version"
     )
+    dockerhub_mirror: str = Field(
+        "",
+        pattern=r"^(https?://[^/\s]+/?)?$",
+        description="an existing Docker Hub mirror for every node (e.g. the class's shared "
+        "cache, http://HOST:PORT) instead of the cache ggctl runs on node-0",
+    )
 
 
 class Settings(BaseSettings):

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rich.markup import escape
+
 FAILURE_LINES = 25
 
 
@@ -105,6 +107,9 @@ class ProgressModel:
         self.stats: dict[str, dict[str, int]] = {}
         self.hosts: list[str] = []
         self.finished_tasks: list[TaskRecord] = []
+        # Roles report what goes on without them (e.g. a Docker Hub cache that cannot
+        # start) as a debug message starting with "WARNING:"; shown whatever the verbosity.
+        self.warnings: list[str] = []
 
     @property
     def current(self) -> TaskRecord | None:
@@ -136,6 +141,9 @@ class ProgressModel:
             if host not in self.hosts:
                 self.hosts.append(host)
             res = data.get("res") or {}
+            msg = res.get("msg")
+            if kind == "runner_on_ok" and isinstance(msg, str) and msg.startswith("WARNING:"):
+                self.warnings.append(f"{host}: {msg.removeprefix('WARNING:').strip()}")
             status = STATUS_OF_EVENT[kind]
             if status == "ok" and res.get("changed"):
                 status = "changed"
@@ -218,6 +226,7 @@ class RichProgress:
         self.verbose = verbose
         self.quiet = quiet
         self._printed = 0
+        self._warned = 0
         self._play = ""
         self._spinner = Spinner("dots", text="starting ansible-playbook…")
         self.live = Live(
@@ -256,6 +265,10 @@ class RichProgress:
     def _flush(self) -> None:
         if self.quiet:
             return
+        while self._warned < len(self.model.warnings):
+            text = escape(self.model.warnings[self._warned])
+            self._warned += 1
+            self.console.print(f"  [bold yellow]warning[/] {text}", highlight=False)
         while self._printed < len(self.model.finished_tasks):
             task = self.model.finished_tasks[self._printed]
             self._printed += 1

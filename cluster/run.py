@@ -377,7 +377,7 @@ def run_from_settings(
         playbook=playbook,
         inventory=inventory,
         configured_inventory=cfg.inventory,
-        extra_vars={**cfg.extra_vars, **parse_extra_vars(extra)},
+        extra_vars={**mirror_vars(cfg), **cfg.extra_vars, **parse_extra_vars(extra)},
         tags=_split(tags),
         skip_tags=_split(skip_tags),
         limit=limit,
@@ -399,6 +399,12 @@ def run_from_settings(
         quiet=settings.quiet,
         tunnel_port=cfg.tunnel_port,
     )
+
+
+def mirror_vars(cfg: Any) -> dict[str, Any]:
+    """[cluster] dockerhub_mirror → the playbooks' cluster_dockerhub_mirror_url."""
+    url = getattr(cfg, "dockerhub_mirror", "")
+    return {"cluster_dockerhub_mirror_url": url.rstrip("/")} if url else {}
 
 
 def _split(values: Sequence[str]) -> list[str]:

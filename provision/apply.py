@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from ggctl.provision import floatingip, keypair, lease, network, port, router, secgroup, server
 from ggctl.provision.actual import Actual, Found
@@ -23,8 +24,9 @@ from ggctl.provision.discover import deleters, holdings, listers
 from ggctl.provision.errors import (
     AuthError,
     CloudError,
+    describe,
     error_text,
-    is_auth_failure,
+    find_or_none,
     is_quota,
 )
 from ggctl.provision.plan import Action
@@ -99,7 +101,7 @@ def external_id(ctx: Context) -> str:
 def image_id(ctx: Context) -> str:
     if "image" not in ctx.cache:
         name = ctx.top.servers[0].image
-        img = ctx.conn.image.find_image(name, ignore_missing=True)
+        img = pick_image(ctx, name)
         if img is None:
             names = sorted(
                 {i.name for i in ctx.conn.image.images() if (i.name or "").startswith("CC-Ubuntu")}
@@ -112,10 +114,35 @@ def image_id(ctx: Context) -> str:
     return ctx.cache["image"]
 
 
+def pick_image(ctx: Context, name: str) -> Any:
+    """The image called `name` (or with that id). Glance allows several images of one name
+    (a project's snapshot may take a stock image's name, and sites publish new builds
+    under the old name): take the newest active public one, else the newest active one,
+    and say which (openstacksdk's find_image raises DuplicateResource instead)."""
+    same = [i for i in ctx.conn.image.images(name=name) if i.status == "active"]
+    if not same:
+        return find_or_none(ctx.conn.image.find_image, name)  # an id, or nothing
+    if len(same) == 1:
+        return same[0]
+    public = [i for i in same if i.visibility == "public"]
+    chosen = max(public or same, key=lambda i: (i.created_at or "", i.id))
+    others = ", ".join(f"{i.id} ({i.visibility}, {i.created_at})" for i in same if i is not chosen)
+    ctx.console.print(
+        escape(
+            f"{len(same)} active images are called {name!r}; using {chosen.id} "
+            f"({chosen.visibility}, created {chosen.created_at}); not {others}. "
+            "Pass --image ID to choose another."
+        ),
+        style="yellow",
+        highlight=False,
+    )
+    return chosen
+
+
 def flavor_id(ctx: Context) -> str:
     if "flavor" not in ctx.cache:
         name = ctx.top.lease.flavor
-        flavor = ctx.conn.compute.find_flavor(name, ignore_missing=True)
+        flavor = find_or_none(ctx.conn.compute.find_flavor, name)
         if flavor is None:
             names = sorted(
                 f.name for f in ctx.conn.compute.flavors() if not f.name.startswith("reservation:")
@@ -147,11 +174,6 @@ def explain(ctx: Context, kind: str, what: str, exc: Exception) -> Exception:
     if isinstance(exc, CloudError | AuthError):
         return exc
     text = REDACTOR.redact(error_text(exc))
-    if is_auth_failure(exc):
-        return AuthError(
-            f"the cloud refused our credentials while trying to {what}: {text}",
-            hint="the token or application credential may have expired",
-        )
     if is_quota(exc):
         mine = len(ctx.actual.of(kind))
         total = holdings(ctx.cloud, kind)
@@ -161,7 +183,7 @@ def explain(ctx: Context, kind: str, what: str, exc: Exception) -> Exception:
             hint=f"{held}{mine} of them yours (suffix {ctx.top.suffix}); free some "
             "(e.g. an old `ggctl teardown`) or ask the project's PI for more quota",
         )
-    return exc
+    return describe(exc, what) or exc
 
 
 def call(
@@ -178,7 +200,7 @@ def call(
         err = explain(ctx, kind, what, exc)
         if err is exc:
             raise
-        raise err from None
+        raise err from exc  # chained: -v and the failure log show the client's traceback
 
 
 def _recheck(ctx: Context, kind: str, name: str) -> Callable[[], Found | None]:

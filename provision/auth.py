@@ -176,3 +176,17 @@ def connect(os_cloud: str | None, site: str) -> Cloud:
         project_name=access.project_name or "",
         services={s for s in services if s},
     )
+
+
+def restricted_application_credential(session: Any) -> dict[str, Any] | None:
+    """The application credential behind `session` if it is a restricted one, else None.
+
+    Keystone's token says `"application_credential": {"id", "name", "restricted"}`; from
+    a restricted credential's token Keystone refuses to create trusts, which every Blazar
+    lease needs (Blazar then answers the lease create with a bare HTTP 500).
+    """
+    try:
+        cred = session.auth.get_access(session).application_credential
+    except Exception:  # no token body, or not an application credential (KeyError)
+        return None
+    return cred if isinstance(cred, dict) and cred.get("restricted") else None

@@ -1,13 +1,56 @@
-"""Classifying cloud errors: transient (retry), quota, auth, and the text fit for a person."""
+"""Classifying cloud errors: transient (retry), permanent (act or explain), quota, auth,
+and the text fit for a person.
+
+Classification reads the error's type where the service sends one (Neutron's
+``NeutronError.type``, Nova's top-level fault key) and its body otherwise (Blazar sends
+only ``error_message``; blazarclient keeps nothing but that text and the status).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
+from collections.abc import Iterator
+from typing import Any
 
 from ggctl.errors import GgctlError
 
 TRANSIENT_STATUS = {409, 500, 502, 503, 504}
 _QUOTA = re.compile(r"quota|over ?limit|not enough (hosts|resources)", re.IGNORECASE)
+# Blazar's NotEnoughHostsAvailable sets no `code`, so BlazarException's 500 applies and the
+# API renders {"error_code": 500, "error_message": "Not enough hosts available", ...}
+# (blazar/manager/exceptions.py, blazar/api/v1/utils.py render_error_message).
+_NO_CAPACITY = re.compile(r"not enough (hosts|resources) available", re.IGNORECASE)
+# Blazar's NotImplemented (code 409) for any update of a flavor:instance lease: "Updating
+# leases for 'flavor:instance' type reservations is not yet supported." (manager/service.py)
+# or, from the flavor plugin, "Flavor-based reservation update not yet supported".
+_UPDATE_UNSUPPORTED = re.compile(r"not yet supported", re.IGNORECASE)
+# 409s that no amount of waiting resolves: something must be done about them first.
+PERMANENT_CONFLICTS = frozenset(
+    {
+        "IpAddressAlreadyAllocated",
+        "IpAddressGenerationFailure",
+        "RouterInUse",
+        "NetworkInUse",
+        "SubnetInUse",
+        "SecurityGroupRuleExists",
+        "SecurityGroupInUse",
+        "SecurityGroupExists",
+        "PortInUse",
+        "OverQuota",
+        "RouterInterfaceInUseByFloatingIP",
+        "RouterExternalGatewayInUseByFloatingIp",
+    }
+)
+# The same, recognised by text where no type is sent (Blazar, and Nova's key-pair 409).
+_PERMANENT_TEXT = re.compile(
+    r"already exists|already allocated|not yet supported|"
+    r"Security group rule already exists",
+    re.IGNORECASE,
+)
+# Nova's BuildAbortException fault: the compute host gave up on this boot; a new one may work.
+BUILD_ABORTED = re.compile(r"Build of instance \S+ aborted", re.IGNORECASE)
 
 
 class CloudError(GgctlError):
@@ -44,25 +87,75 @@ def error_text(exc: BaseException) -> str:
     return text.removeprefix("ERROR: ").strip()
 
 
+def error_type(exc: BaseException) -> str:
+    """The service's name for the error: Neutron's ``NeutronError.type``, Nova's fault key
+    (``conflictingRequest``, ``overLimit`` ...), else ''."""
+    response = getattr(exc, "response", None)
+    if response is None:
+        return ""
+    try:
+        body = json.loads(response.text or "")
+    except (ValueError, AttributeError, TypeError):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    neutron = body.get("NeutronError")
+    if isinstance(neutron, dict):
+        return str(neutron.get("type") or "")
+    if len(body) == 1:
+        key = next(iter(body))
+        if isinstance(body[key], dict) and "message" in body[key]:
+            return key
+    return ""
+
+
 def is_quota(exc: BaseException) -> bool:
-    """Quota or capacity refusals (Nova 403, Neutron 409 OverQuota, Blazar's "not enough")."""
+    """Quota or capacity refusals (Nova 403/413, Neutron 409 OverQuota, Blazar's "not enough")."""
+    if error_type(exc) == "OverQuota":
+        return True
+    if is_no_capacity(exc):
+        return False  # the site's capacity, not the project's quota: lease.blazar_error says so
     return http_status(exc) in (400, 403, 409, 413) and bool(_QUOTA.search(error_text(exc)))
 
 
+def is_no_capacity(exc: BaseException) -> bool:
+    """Blazar's "Not enough hosts available" (HTTP 500 upstream; 409 in older forks)."""
+    return http_status(exc) in (409, 500) and bool(_NO_CAPACITY.search(error_text(exc)))
+
+
+def is_update_unsupported(exc: BaseException) -> bool:
+    """Blazar's 409 for updating a flavor:instance lease (not implemented upstream)."""
+    return http_status(exc) == 409 and bool(_UPDATE_UNSUPPORTED.search(error_text(exc)))
+
+
+def is_permanent_conflict(exc: BaseException) -> bool:
+    """A 409 that waiting does not resolve (address taken, still in use, exists already)."""
+    if http_status(exc) != 409:
+        return False
+    return error_type(exc) in PERMANENT_CONFLICTS or bool(_PERMANENT_TEXT.search(error_text(exc)))
+
+
 def is_connection_error(exc: BaseException) -> bool:
-    """A reset or refused connection (keystoneauth, requests, or plain OSError)."""
+    """A reset, refused or timed-out connection (keystoneauth, requests, or plain OSError)."""
     from keystoneauth1 import exceptions as ks_exc
     from requests import exceptions as rq_exc
 
     return isinstance(
         exc,
-        ks_exc.ConnectFailure | ks_exc.ConnectionError | rq_exc.ConnectionError | ConnectionError,
+        ks_exc.ConnectFailure
+        | ks_exc.ConnectionError
+        | ks_exc.RequestTimeout
+        | rq_exc.ConnectionError
+        | rq_exc.Timeout
+        | ConnectionError
+        | TimeoutError,
     )
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: 409 (busy), 5xx, connection resets. Never quota refusals."""
-    if is_quota(exc):
+    """Worth retrying: busy 409s, 5xx, connection resets and timeouts. Never quota or
+    capacity refusals, never the permanent conflicts (they need an action, not time)."""
+    if is_quota(exc) or is_no_capacity(exc) or is_permanent_conflict(exc):
         return False
     if is_connection_error(exc):
         return True
@@ -78,3 +171,109 @@ def is_auth_failure(exc: BaseException) -> bool:
         )
         or http_status(exc) == 401
     )
+
+
+# Exceptions of these packages are the outside world answering (or not): never a bug of ours.
+OUTSIDE_PACKAGES = ("openstack", "keystoneauth1", "blazarclient", "requests", "urllib3", "chi")
+
+
+def is_outside(exc: BaseException) -> bool:
+    """Raised by a cloud client library, or a network failure: worth a message, not a trace."""
+    root = type(exc).__module__.partition(".")[0]
+    return root in OUTSIDE_PACKAGES or isinstance(exc, ConnectionError | TimeoutError)
+
+
+def _url(exc: BaseException) -> str:
+    """Where the failed request went (no query string: it may carry names, never secrets)."""
+    for holder in (getattr(exc, "response", None), getattr(exc, "request", None), exc):
+        url = getattr(holder, "url", None)
+        if isinstance(url, str) and url:
+            return url.split("?", 1)[0]
+    return ""
+
+
+def describe(exc: BaseException, what: str) -> GgctlError | None:
+    """One message for people for a failure the cloud client libraries raised while trying
+    to `what`: the service's own text, the HTTP status, and what to run next. None when
+    `exc` is not from the outside world (a bug: let it show)."""
+    if isinstance(exc, GgctlError):
+        return exc
+    if not is_outside(exc):
+        return None
+    from ggctl.provision.auth import REDACTOR
+
+    text = REDACTOR.redact(error_text(exc)) or type(exc).__name__
+    status = http_status(exc)
+    where = _url(exc)
+    rerun = "rerun the same command: it resumes from what exists"
+    if is_auth_failure(exc):
+        return AuthError(
+            f"the cloud refused our credentials while trying to {what}: {text}",
+            hint="the token or application credential may have expired or been deleted; "
+            "check with `openstack token issue`, then rerun",
+        )
+    if is_connection_error(exc):
+        return CloudError(
+            f"could not {what}: no answer from {where or 'the cloud'} ({text})",
+            hint=f"check your network (and the auth_url in clouds.yaml); {rerun}",
+        )
+    if status == 403:
+        return CloudError(
+            f"not allowed to {what} (HTTP 403): {text}",
+            hint="the cloud's policy forbids this for your credentials: check that the "
+            "application credential is unrestricted and belongs to your CHI-XXXXXX project",
+        )
+    if status == 404:
+        return CloudError(
+            f"could not {what}: not found (HTTP 404): {text}",
+            hint=f"it may have gone meanwhile (an expired lease takes its servers): "
+            f"`ggctl status` shows what exists; {rerun}",
+        )
+    if status == 409:
+        return CloudError(
+            f"could not {what}: conflict (HTTP 409): {text}",
+            hint=f"`ggctl status` shows what exists; {rerun}",
+        )
+    if status == 413:
+        return CloudError(
+            f"could not {what}: over a limit (HTTP 413): {text}",
+            hint="a quota or the API's rate limit: wait a minute, or free resources "
+            "(`ggctl teardown`), then rerun",
+        )
+    if status is not None and status >= 500:
+        return CloudError(
+            f"could not {what}: the cloud failed (HTTP {status}) at {where or '?'}: {text}",
+            hint=f"a fault on the cloud's side, retried already; {rerun} in a few minutes, "
+            "and if it persists ask Chameleon's help desk, quoting this message",
+        )
+    label = f"HTTP {status}" if status else type(exc).__name__
+    return CloudError(f"could not {what} ({label}): {text}", hint=rerun)
+
+
+@contextlib.contextmanager
+def cloud_errors(what: str) -> Iterator[None]:
+    """``with cloud_errors("reserve"):`` turns any client-library failure into one message
+    for people (the original stays chained for -v and the failure log)."""
+    try:
+        yield
+    except GgctlError:
+        raise
+    except Exception as exc:
+        err = describe(exc, what)
+        if err is None:
+            raise
+        raise err from exc
+
+
+def find_or_none(find: Any, name_or_id: str) -> Any:
+    """An openstacksdk `find_*` proxy call that answers None when nothing matches.
+
+    openstacksdk 4 deprecates `ignore_missing=True` on every find_* (its default turns to False
+    in 6.0), so ask for the exception and turn NotFound into None here, once.
+    """
+    from openstack.exceptions import NotFoundException
+
+    try:
+        return find(name_or_id, ignore_missing=False)
+    except NotFoundException:
+        return None

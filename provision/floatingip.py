@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ggctl.provision.actual import Found
+from ggctl.provision.errors import find_or_none
 from ggctl.provision.topology import FloatingIPSpec, is_ours
 
 
@@ -54,4 +55,4 @@ def delete_floatingip(conn: Any, found: Found) -> None:
 
 
 def floatingip_exists(conn: Any, found: Found) -> bool:
-    return conn.network.find_ip(found.id, ignore_missing=True) is not None
+    return find_or_none(conn.network.find_ip, found.id) is not None

@@ -17,7 +17,14 @@ from typing import Any
 
 from ggctl.errors import GgctlError
 from ggctl.provision.actual import Found
-from ggctl.provision.errors import CloudError, error_text, http_status
+from ggctl.provision.errors import (
+    CloudError,
+    error_text,
+    http_status,
+    is_no_capacity,
+    is_transient,
+    is_update_unsupported,
+)
 from ggctl.provision.topology import LeaseSpec
 
 BLAZAR_MISSING_HINT = (
@@ -86,11 +93,13 @@ def list_leases(blazar: Any, name: str) -> list[Found]:
 def blazar_error(exc: Exception, spec: LeaseSpec, site: str) -> GgctlError:
     """Blazar's own words for a refused lease, which python-chi would have swallowed."""
     text = error_text(exc)
-    if "not enough" in text.lower():
+    if is_no_capacity(exc):
         return CloudError(
-            f"Blazar cannot reserve {spec.amount} x {spec.flavor} at {site} for "
-            f"{spec.hours} h: {text}",
-            hint="see the Flavor Calendar in the KVM@TACC dashboard; try fewer --hours, or later",
+            f"{site} has no room for {spec.amount} x {spec.flavor} for {spec.hours} h from now "
+            f"(Blazar: {text}); nothing was reserved",
+            hint=f"try fewer hours (`ggctl reserve --hours {max(1, spec.hours // 2)}`) or "
+            "another start time (later today), and check when the flavor is free in the "
+            "Flavor Calendar (KVM@TACC dashboard → Reservations → Leases → Flavor Calendar)",
         )
     return CloudError(f"Blazar refused the lease {spec.name} (HTTP {http_status(exc)}): {text}")
 
@@ -110,10 +119,36 @@ def create_lease(blazar: Any, spec: LeaseSpec, flavor_id: str, site: str) -> Fou
             events=[],
         )
     except blazar_exc.BlazarClientException as exc:
-        if http_status(exc) in (500, 502, 503, 504):
-            raise  # transient: the caller retries
+        if http_status(exc) == 500:
+            # A restricted application credential cannot create Blazar's trust: say so, once.
+            restricted_credential_error(blazar, exc, spec)
+        if is_transient(exc):
+            raise  # the caller retries (and adopts a lease whose answer was lost)
         raise blazar_error(exc, spec, site) from None
     return lease_found(data)
+
+
+def restricted_credential_error(blazar: Any, exc: Exception, spec: LeaseSpec) -> None:
+    """Raise the real cause of Blazar's 500 when the user's credential is restricted.
+
+    Blazar creates a Keystone trust from the user's token for every lease; Keystone
+    refuses that for a restricted application credential and Blazar reports only
+    "Internal Server Error". Retrying cannot help, a new credential does.
+    """
+    from ggctl.provision.auth import restricted_application_credential
+
+    cred = restricted_application_credential(getattr(blazar.lease, "session", None))
+    if cred is None:
+        return
+    raise CloudError(
+        f"Blazar could not create the lease {spec.name} (HTTP 500: {error_text(exc)}): the "
+        f"application credential {cred.get('name') or cred.get('id')!r} is restricted, and "
+        "Keystone refuses to create the trust every Blazar lease needs from a restricted "
+        "credential",
+        hint='create an application credential with "unrestricted" ticked (KVM@TACC > '
+        "Identity > Application Credentials), download its clouds.yaml, then run "
+        "`ggctl reserve` again",
+    ) from None
 
 
 def get_lease(blazar: Any, found: Found) -> Found | None:
@@ -158,8 +193,25 @@ def extend_lease(blazar: Any, found: Found, hours: int) -> Found:
     try:
         data = blazar.lease.update(found.id, end_date=end.strftime(API_TIME))
     except blazar_exc.BlazarClientException as exc:
+        if is_update_unsupported(exc):
+            raise CloudError(
+                f"Blazar cannot extend {found.name}: it refuses any change to a "
+                f"`flavor:instance` lease ({error_text(exc)}); the lease still ends "
+                f"{found.attrs.get('end')}",
+                hint="a lease on a standard KVM flavor may be made up to 6 months long when "
+                "it is created: when this one ends (or after `ggctl teardown --yes`), run "
+                "`ggctl reserve --hours N` with N as long as you need; `ggctl up` rebuilds "
+                "the rest",
+            ) from None
+        if is_no_capacity(exc):
+            raise CloudError(
+                f"Blazar cannot extend {found.name} by {hours} h: the flavor is booked "
+                f"after your lease ({error_text(exc)})",
+                hint="try fewer hours; the Flavor Calendar shows when it is free",
+            ) from None
         raise CloudError(
-            f"Blazar refused to extend {found.name} by {hours} h: {error_text(exc)}",
+            f"Blazar refused to extend {found.name} by {hours} h "
+            f"(HTTP {http_status(exc)}): {error_text(exc)}",
             hint="the flavor may be reserved by others after your lease; try fewer hours",
         ) from None
     return lease_found(data)

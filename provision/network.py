@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ggctl.provision.actual import Found
+from ggctl.provision.errors import CloudError, error_text, error_type, find_or_none
 from ggctl.provision.topology import NetworkSpec, is_ours
 
 
@@ -82,22 +83,48 @@ def create_subnet(conn: Any, spec: NetworkSpec, network_id: str, marker: str) ->
 
 
 def delete_network(conn: Any, found: Found) -> None:
-    conn.network.delete_network(found.id, ignore_missing=True)
+    _delete_in_use(conn, found, "NetworkInUse", {"network_id": found.id})
 
 
 def delete_subnet(conn: Any, found: Found) -> None:
-    conn.network.delete_subnet(found.id, ignore_missing=True)
+    _delete_in_use(conn, found, "SubnetInUse", {"fixed_ips": [f"subnet_id={found.id}"]})
+
+
+def _delete_in_use(conn: Any, found: Found, in_use: str, port_filter: dict[str, Any]) -> None:
+    """Delete; a NetworkInUse/SubnetInUse refusal names the ports that hold it (waiting
+    does not free a port someone else made, so it is not retried)."""
+    from openstack import exceptions as sdk_exc
+
+    delete = conn.network.delete_network if found.kind == "network" else conn.network.delete_subnet
+    try:
+        delete(found.id, ignore_missing=True)
+    except sdk_exc.ConflictException as exc:
+        if error_type(exc) != in_use:
+            raise
+        # Neutron deletes DHCP ports with the network itself (auto_delete_port_owners).
+        held = [p for p in conn.network.ports(**port_filter) if p.device_owner != "network:dhcp"]
+        who = "; ".join(
+            f"{p.name or '(no name)'} {p.id} (device_owner {p.device_owner or 'none'}, "
+            f"device {p.device_id or 'none'})"
+            for p in held
+        )
+        raise CloudError(
+            f"cannot delete {found.kind} {found.name}: ports still use it: {who or '?'} "
+            f"(Neutron: {error_text(exc)})",
+            hint="delete those ports (`openstack port delete ID`; a server's port goes with "
+            "`openstack server delete ID`), then rerun `ggctl teardown --yes`",
+        ) from None
 
 
 def network_exists(conn: Any, found: Found) -> bool:
-    return conn.network.find_network(found.id, ignore_missing=True) is not None
+    return find_or_none(conn.network.find_network, found.id) is not None
 
 
 def subnet_exists(conn: Any, found: Found) -> bool:
-    return conn.network.find_subnet(found.id, ignore_missing=True) is not None
+    return find_or_none(conn.network.find_subnet, found.id) is not None
 
 
 def external_network_id(conn: Any, name: str) -> str | None:
     """The id of the external network floating IPs and router gateways come from."""
-    net = conn.network.find_network(name, ignore_missing=True)
+    net = find_or_none(conn.network.find_network, name)
     return net.id if net is not None else None

@@ -14,6 +14,7 @@ from ggctl.provision.actual import Actual
 from ggctl.provision.apply import Context, apply
 from ggctl.provision.context import Session, open_session, private_key_for
 from ggctl.provision.discover import read_actual
+from ggctl.provision.errors import cloud_errors
 from ggctl.provision.plan import Action, plan_reserve
 
 
@@ -46,18 +47,19 @@ def _recorder(s: Session) -> Any:
 
 def reserve(settings: Any, *, dry_run: bool, console: Console) -> ReserveResult:
     """Make (or, with dry_run, show) what is missing of the user's topology."""
-    s = open_session(settings, need_key=True)
-    actual = read_actual(s.cloud, s.top)
-    actions = plan_reserve(s.top, actual)
-    if dry_run:
-        return ReserveResult(actions, True, None)
-    save = _recorder(s)
-    ctx = Context(s.cloud, s.top, s.timing, actual, console, on_change=save)
-    if actions:
-        apply(ctx, actions, title="reserve")
-    data = save(read_actual(s.cloud, s.top))
-    if data.get("floating_ip"):
-        data["inventory"] = str(write_inventory(data, s.state.path(INVENTORY_FILE)))
-        data["ssh_config"] = str(write_ssh_config(data, s.state.path(SSH_CONFIG_FILE)))
-        record.save(s.state, data)
-    return ReserveResult(actions, False, data)
+    with cloud_errors("reserve"):
+        s = open_session(settings, need_key=True)
+        actual = read_actual(s.cloud, s.top)
+        actions = plan_reserve(s.top, actual)
+        if dry_run:
+            return ReserveResult(actions, True, None)
+        save = _recorder(s)
+        ctx = Context(s.cloud, s.top, s.timing, actual, console, on_change=save)
+        if actions:
+            apply(ctx, actions, title="reserve")
+        data = save(read_actual(s.cloud, s.top))
+        if data.get("floating_ip"):
+            data["inventory"] = str(write_inventory(data, s.state.path(INVENTORY_FILE)))
+            data["ssh_config"] = str(write_ssh_config(data, s.state.path(SSH_CONFIG_FILE)))
+            record.save(s.state, data)
+        return ReserveResult(actions, False, data)

@@ -5,13 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from ggctl.provision.actual import Found
+from ggctl.provision.errors import error_type, find_or_none
 from ggctl.provision.topology import RuleSpec, SecGroupSpec, is_ours
+
+# Neutron compares rules the same way (securitygroups_db.py `_rule_to_key`): a null remote
+# prefix equals 0.0.0.0/0 (and ::/0), and a protocol number equals its name.
+_ANY = {None, "", "0.0.0.0/0", "::/0"}
+_PROTO_NAMES = {"6": "tcp", "17": "udp", "1": "icmp"}
 
 
 def _rule_key(rule: Any) -> tuple[str, int, str] | None:
     if rule.get("direction") != "ingress" or rule.get("port_range_min") is None:
         return None
-    return (rule.get("protocol"), rule["port_range_min"], rule.get("remote_ip_prefix") or "")
+    proto = str(rule.get("protocol") or "")
+    prefix = rule.get("remote_ip_prefix")
+    return (
+        _PROTO_NAMES.get(proto, proto),
+        rule["port_range_min"],
+        "0.0.0.0/0" if prefix in _ANY else prefix,
+    )
 
 
 def _secgroup(g: Any) -> Found:
@@ -38,16 +50,24 @@ def create_secgroup(conn: Any, spec: SecGroupSpec, marker: str) -> Found:
 
 def add_rules(conn: Any, found: Found, spec: SecGroupSpec) -> Found:
     """Add the missing ingress rules."""
+    from openstack import exceptions as sdk_exc
+
     for rule in missing_rules(found, spec):
-        conn.network.create_security_group_rule(
-            security_group_id=found.id,
-            direction="ingress",
-            ethertype="IPv4",
-            protocol=rule.protocol,
-            port_range_min=rule.port,
-            port_range_max=rule.port,
-            remote_ip_prefix=rule.remote_ip_prefix,
-        )
+        try:
+            conn.network.create_security_group_rule(
+                security_group_id=found.id,
+                direction="ingress",
+                ethertype="IPv4",
+                protocol=rule.protocol,
+                port_range_min=rule.port,
+                port_range_max=rule.port,
+                remote_ip_prefix=rule.remote_ip_prefix,
+            )
+        except sdk_exc.ConflictException as exc:
+            # The rule is there (an earlier answer was lost, or it is spelled another way):
+            # what we wanted holds, so this is success, not something to retry.
+            if error_type(exc) != "SecurityGroupRuleExists":
+                raise
     return _secgroup(conn.network.get_security_group(found.id))
 
 
@@ -56,4 +76,4 @@ def delete_secgroup(conn: Any, found: Found) -> None:
 
 
 def secgroup_exists(conn: Any, found: Found) -> bool:
-    return conn.network.find_security_group(found.id, ignore_missing=True) is not None
+    return find_or_none(conn.network.find_security_group, found.id) is not None

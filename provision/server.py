@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ggctl.provision.actual import Found
+from ggctl.provision.errors import find_or_none
 from ggctl.provision.topology import OWNER_TAG, ServerSpec, is_ours
 
 
@@ -70,7 +71,7 @@ def create_server(
 
 def get_server(conn: Any, found: Found) -> Found | None:
     """The server now, or None once it is gone."""
-    s = conn.compute.find_server(found.id, ignore_missing=True)
+    s = find_or_none(conn.compute.find_server, found.id)
     if s is None:
         return None
     if s.status is None or s.addresses is None:  # find_server may return a summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -13,14 +14,29 @@ from ggctl.provision.auth import REDACTOR
 from ggctl.provision.plan import Action
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (not the one of the first command run in this
+    process, which a test harness or a redirect may have closed since)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(verbose: int) -> None:
     """-v: ggctl's steps and retries; -vv: also every HTTP call (secrets redacted)."""
     if verbose <= 0:
         return
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.addFilter(REDACTOR)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)  # one handler however many commands run in one process
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("ggctl").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)

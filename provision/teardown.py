@@ -16,6 +16,7 @@ from ggctl.provision.actual import Actual
 from ggctl.provision.apply import Context, apply
 from ggctl.provision.context import open_session
 from ggctl.provision.discover import read_actual
+from ggctl.provision.errors import cloud_errors
 from ggctl.provision.plan import Action, plan_teardown
 
 
@@ -36,15 +37,16 @@ def leak_report(actual: Actual) -> dict[str, list[str]]:
 
 def teardown(settings: Any, *, dry_run: bool, console: Console) -> TeardownResult:
     """Delete everything of this user's, or list it with dry_run."""
-    s = open_session(settings, need_key=False)
-    actual = read_actual(s.cloud, s.top)
-    actions = plan_teardown(actual)
-    if dry_run:
-        return TeardownResult(s.top.suffix, actions, True, {})
-    ctx = Context(s.cloud, s.top, s.timing, actual, console)
-    if actions:
-        apply(ctx, actions, title="teardown")
-    leaks = leak_report(read_actual(s.cloud, s.top))
-    if not leaks:
-        record.forget(s.state)
-    return TeardownResult(s.top.suffix, actions, False, leaks)
+    with cloud_errors("tear down"):
+        s = open_session(settings, need_key=False)
+        actual = read_actual(s.cloud, s.top)
+        actions = plan_teardown(actual)
+        if dry_run:
+            return TeardownResult(s.top.suffix, actions, True, {})
+        ctx = Context(s.cloud, s.top, s.timing, actual, console)
+        if actions:
+            apply(ctx, actions, title="teardown")
+        leaks = leak_report(read_actual(s.cloud, s.top))
+        if not leaks:
+            record.forget(s.state)
+        return TeardownResult(s.top.suffix, actions, False, leaks)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from cloud_helpers import FAST, FULL, clean_os_env, held, make_key
+from cloud_helpers import FAST, FULL, clean_os_env, held, make_key, mutations
 
 from ggctl.cli import main
 
@@ -53,8 +53,9 @@ def test_reserve_status_teardown(fake_cloud, cli_env, capsys):
     code, out, err = run([*base, "status", "--os-cloud", "fake", "-o", "yaml"], capsys)
     assert code == 0 and "floating_ip:" in out
 
+    # Blazar refuses to change a flavor:instance lease: one message with the real options
     code, out, err = run([*base, "extend", "--os-cloud", "fake", "--hours", "3"], capsys)
-    assert code == 0 and "ends" in out
+    assert code == 1 and "not yet supported" in err and "Traceback" not in err
 
     code, out, err = run([*base, "teardown", "--os-cloud", "fake", "--yes"], capsys)
     assert code == 0, err
@@ -108,6 +109,19 @@ def test_quota_error_exits_non_zero(fake_cloud, cli_env, capsys):
     assert "quota exceeded" in err and "Traceback" not in err
     code, _out, err = run([*base, "teardown", "--os-cloud", "fake", "--yes"], capsys)
     assert code == 0 and held(fake_cloud) == {}
+
+
+def test_restricted_application_credential_is_named(fake_cloud, cli_env, capsys):
+    """Keystone refuses trusts from a restricted application credential; Blazar answers
+    the lease create with a bare 500. ggctl says which credential and what to make."""
+    fake_cloud.world.user("alice").app_cred_restricted = True
+    base, key = cli_env
+    code, _out, err = run([*base, "reserve", "--os-cloud", "fake", "--key", str(key)], capsys)
+    assert code != 0
+    assert "restricted" in err and '"unrestricted"' in err and "Traceback" not in err
+    assert "leases" not in held(fake_cloud)
+    # one refusal, not a retry loop: a new credential is the only fix
+    assert len([m for m in mutations(fake_cloud) if "/leases" in m]) == 1
 
 
 @pytest.mark.parametrize("auth", ["password", "application_credential"])

@@ -210,6 +210,9 @@ version = 2
 [plugins]
   [plugins."io.containerd.grpc.v1.cri"]
     sandbox_image = "registry.k8s.io/pause:3.8"
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
     [plugins."io.containerd.grpc.v1.cri".containerd]
       default_runtime_name = "runc"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
@@ -221,6 +224,10 @@ version = 2
       config_path = ""
 """
 
+# The shape of containerd 2.1+'s `containerd config default` (config version 3; containerd
+# docs/cri/config.md): no SystemdCgroup line under the runc options, CNI plugins in the
+# bin_dirs list with the deprecated bin_dir empty. bin_dirs is set to /usr/lib/cni here,
+# the directory Debian-family packages use, to show the pin.
 CONTAINERD_20_DEFAULT = """\
 version = 3
 root = '/var/lib/containerd'
@@ -231,14 +238,26 @@ root = '/var/lib/containerd'
     [plugins.'io.containerd.cri.v1.images'.pinned_images]
       sandbox = 'registry.k8s.io/pause:3.10'
     [plugins.'io.containerd.cri.v1.images'.registry]
-      config_path = '/etc/containerd/certs.d:/etc/docker/certs.d'
+      config_path = ''
   [plugins.'io.containerd.cri.v1.runtime']
+    enable_cdi = true
     [plugins.'io.containerd.cri.v1.runtime'.containerd]
       default_runtime_name = 'runc'
-      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
-        runtime_type = 'io.containerd.runc.v2'
-        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-          SystemdCgroup = false
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+          runtime_type = 'io.containerd.runc.v2'
+          sandboxer = 'podsandbox'
+
+          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+            BinaryName = ''
+            Root = ''
+            ShimCgroup = ''
+
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dir = ''
+      bin_dirs = ['/usr/lib/cni']
+      conf_dir = '/etc/cni/net.d'
+      max_conf_num = 1
 """
 
 RENDER_PLAY = """\
@@ -342,15 +361,49 @@ def test_containerd_17_config_patched(rendered):
     assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
     assert cri["sandbox_image"] == "registry.k8s.io/pause:3.10.1"
     assert cri["registry"]["config_path"] == "/etc/containerd/certs.d"
+    assert cri["cni"]["bin_dir"] == "/opt/cni/bin"
 
 
 def test_containerd_20_config_patched(tmp_path):
-    etc, _ = _render(tmp_path, CONTAINERD_20_DEFAULT, CONTAINERD_ONLY_PLAY, runs=1)
+    etc, recaps = _render(tmp_path, CONTAINERD_20_DEFAULT, CONTAINERD_ONLY_PLAY, runs=2)
+    assert "changed=0" in recaps[1]
     config = tomllib.loads((etc / "containerd" / "config.toml").read_text())
+    assert config["version"] == 3
     images = config["plugins"]["io.containerd.cri.v1.images"]
     runtime = config["plugins"]["io.containerd.cri.v1.runtime"]
-    assert runtime["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
+    options = runtime["containerd"]["runtimes"]["runc"]["options"]
+    assert options["SystemdCgroup"] is True and options["BinaryName"] == ""
     assert images["pinned_images"]["sandbox"] == "registry.k8s.io/pause:3.10.1"
+    assert images["registry"]["config_path"] == "/etc/containerd/certs.d"
+    assert runtime["cni"]["bin_dirs"] == ["/opt/cni/bin"] and runtime["cni"]["bin_dir"] == ""
+    assert runtime["cni"]["conf_dir"] == "/etc/cni/net.d"
+
+
+@pytest.mark.skipif(not shutil.which("containerd"), reason="no containerd binary here")
+def test_real_containerd_loads_the_patched_config(tmp_path):
+    """This machine's containerd: its own default, patched by the role, then loaded by the
+    binary itself (`config dump` prints the configuration it would run with)."""
+    default = subprocess.run(
+        ["containerd", "config", "default"], capture_output=True, text=True, check=True
+    ).stdout
+    default = default.replace("/opt/cni/bin", "/usr/lib/cni")  # a distribution's default
+    etc, _ = _render(tmp_path, default, CONTAINERD_ONLY_PLAY, runs=1)
+    r = subprocess.run(
+        ["containerd", "--config", str(etc / "containerd" / "config.toml"), "config", "dump"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    dumped = tomllib.loads(r.stdout)
+    plugins = dumped["plugins"]
+    cri = plugins.get("io.containerd.grpc.v1.cri") or {}
+    runtime = plugins.get("io.containerd.cri.v1.runtime") or cri
+    images = plugins.get("io.containerd.cri.v1.images") or cri
+    assert runtime["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
+    cni = runtime["cni"]
+    assert (cni.get("bin_dirs") or [cni["bin_dir"]]) == ["/opt/cni/bin"], cni
+    assert "/usr/lib/cni" not in r.stdout
     assert images["registry"]["config_path"] == "/etc/containerd/certs.d"
 
 
@@ -396,6 +449,9 @@ def test_registry_and_builder_services(rendered):
     hub = yaml.safe_load((etc / "ggctl-registry" / "dockerhub.yml").read_text())
     assert hub["http"]["addr"] == ":5001"
     assert hub["proxy"]["remoteurl"] == "https://registry-1.docker.io"
+    # The cache is retried slowly and without systemd's start limit while it cannot start.
+    dropin = etc / "systemd" / "system" / "ggctl-registry@dockerhub.service.d" / "restart.conf"
+    assert "RestartSec=30" in dropin.read_text() and "StartLimitIntervalSec=0" in dropin.read_text()
     unit = (etc / "systemd" / "system" / "ggctl-registry@.service").read_text()
     assert "ExecStart=/usr/bin/docker-registry serve /etc/ggctl-registry/%i.yml" in unit
     buildkit = tomllib.loads((etc / "buildkit" / "buildkitd.toml").read_text())

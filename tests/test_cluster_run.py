@@ -172,6 +172,10 @@ TINY_PLAYBOOK = """\
           contexts: []
       when: cluster_kubeconfig_fetch_dest is defined
       run_once: true
+    - name: Warn about something that goes on without it
+      ansible.builtin.debug:
+        msg: "WARNING: the [cache] on {{ inventory_hostname }} is down"
+      when: inventory_hostname == 'good'
 """
 
 
@@ -251,6 +255,9 @@ def test_progress_display_from_real_runner_events(tiny):
     assert "▶ Tiny play" in shown
     assert "Change something  changed bad, good" in shown
     assert "FAILED bad" in shown
+    # A role's WARNING reaches the screen whatever the verbosity, its text unmangled.
+    assert model.warnings == ["good: the [cache] on good is down"]
+    assert "warning good: the [cache] on good is down" in shown
     tables = io.StringIO()
     Console(file=tables, width=140).print(*summary_tables(model))
     assert "demo_role" in tables.getvalue() and "total" in tables.getvalue()

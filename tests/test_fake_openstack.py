@@ -7,6 +7,7 @@ brought back in line -- provisioning tests are only as good as this fidelity.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -95,6 +96,14 @@ def reserve(sess: ks_session.Session, name: str = "lease-alice", amount: int = 3
         ],
     )
     assert lease["status"] == "PENDING"
+    assert [e["event_type"] for e in lease["events"]] == [
+        "start_lease",
+        "before_end_lease",
+        "end_lease",
+    ]
+    assert lease["start_date"].endswith(":00.000000")  # "now" is the current minute
+    lease = bc.lease.get(lease["id"])
+    assert lease["status"] == "STARTING"  # blazar/status.py: PENDING -> STARTING -> ACTIVE
     lease = bc.lease.get(lease["id"])
     assert lease["status"] == "ACTIVE"
     return lease
@@ -383,26 +392,57 @@ def test_blazarclient_leases(fake_cloud: FakeCloud) -> None:
     assert [r["resource_type"] for r in lease["reservations"]] == ["flavor:instance"]
     assert lease["reservations"][0]["amount"] == 3
     start, end = lease_dates()
-    with pytest.raises(BlazarClientException, match="already exists") as err:
+    flavor_res = {"resource_type": "flavor:instance", "flavor_id": "4", "affinity": None}
+    # Upstream Blazar has no unique lease names: a second "lease-alice" is a new lease.
+    twin = bc.lease.create(
+        name="lease-alice",
+        start=start,
+        end=end,
+        events=[],
+        reservations=[flavor_res | {"amount": 1}],
+    )
+    assert twin["id"] != lease["id"]
+    bc.lease.delete(twin["id"])
+    # affinity is required (flavor_plugin._validate_reservation_params) ...
+    with pytest.raises(BlazarClientException, match="Missing parameter affinity") as err:
         bc.lease.create(
-            name="lease-alice",
+            name="no-affinity",
             start=start,
             end=end,
             events=[],
             reservations=[{"resource_type": "flavor:instance", "flavor_id": "4", "amount": 1}],
         )
+    assert err.value.kwargs["code"] == 400
+    # ... and only None passes
+    with pytest.raises(BlazarClientException, match="Affinity not supported yet") as err:
+        bc.lease.create(
+            name="affine",
+            start=start,
+            end=end,
+            events=[],
+            reservations=[flavor_res | {"amount": 1, "affinity": True}],
+        )
     assert err.value.kwargs["code"] == 409
-    with pytest.raises(BlazarClientException, match="Not enough resources available"):
+    # NotEnoughHostsAvailable has no code of its own: 500 with Blazar's body
+    with pytest.raises(BlazarClientException, match="Not enough hosts available") as err:
         bc.lease.create(
             name="greedy",
             start=start,
             end=end,
             events=[],
-            reservations=[{"resource_type": "flavor:instance", "flavor_id": "4", "amount": 1000}],
+            reservations=[flavor_res | {"amount": 1000}],
         )
+    assert err.value.kwargs["code"] == 500
+    # A flavor:instance lease may be renamed, nothing else.
     new_end = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
-    extended = bc.lease.update(lease["id"], end_date=new_end)
-    assert extended["end_date"].startswith(new_end.replace(" ", "T"))
+    with pytest.raises(BlazarClientException, match="not yet supported") as err:
+        bc.lease.update(lease["id"], end_date=new_end)
+    assert err.value.kwargs["code"] == 409
+    res = lease["reservations"][0]
+    assert res["flavor_id"] == res["id"]  # the reserved flavor's id
+    assert {"vcpus", "memory_mb", "disk_gb", "resource_properties", "aggregate_id"} <= set(res)
+    assert (res["vcpus"], res["memory_mb"], res["disk_gb"]) == (4, 8192, 40)
+    assert json.loads(res["resource_properties"])["name"] == "m1.large"
     assert [x["name"] for x in bc.lease.list()] == ["lease-alice"]
     bc.lease.delete(lease["id"])
     with pytest.raises(BlazarClientException) as err:
@@ -601,7 +641,7 @@ def test_server_error_lease_error_and_pending(fake_cloud: FakeCloud, conn) -> No
 
     bc = blazar(conn.session)
     start, end = lease_dates()
-    res = [{"resource_type": "flavor:instance", "flavor_id": "4", "amount": 1}]
+    res = [{"resource_type": "flavor:instance", "flavor_id": "4", "amount": 1, "affinity": None}]
     fake_cloud.faults.lease_pending(name="slow")
     fake_cloud.faults.lease_error(name="broken")
     slow = bc.lease.create(name="slow", start=start, end=end, events=[], reservations=res)

@@ -7,16 +7,23 @@ a real control plane: the lab tier and Chameleon do that.
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
-from test_cluster_ansible import BIN, _run
+from test_cluster_ansible import BIN, ROOT, _run
+
+from ggctl.ports import free_port
 
 pytestmark = pytest.mark.skipif(
     not (BIN / "ansible-playbook").exists(), reason="ansible-core is not installed here"
@@ -294,3 +301,222 @@ def test_reset_removes_every_rule_kube_proxy_and_flannel_leave(node):
         assert r.returncode == 0 and "changed=0" in r.stdout, r.stdout[-3000:]
     finally:
         subprocess.run(["ip", "netns", "delete", netns], timeout=30, check=False)
+
+
+# --------------------------------------------------------------------------- item 6: registry
+
+REGISTRY_CONFIG = """\
+version: 0.1
+log: {{level: info}}
+storage:
+  filesystem: {{rootdirectory: {root}}}
+http: {{addr: "127.0.0.1:{port}"}}
+"""
+
+REGISTRY_WAIT_PLAY = """\
+- name: Wait for the registries as the role does after starting them
+  hosts: node-0
+  gather_facts: false
+  tasks:
+    - name: Run the role's wait step
+      ansible.builtin.include_role:
+        name: registry
+        tasks_from: wait
+      vars:
+        registry_port: {private}
+        registry_mirror_port: {mirror}
+        registry_mirror_enabled: true
+        registry_wait_seconds: 60
+        registry_mirror_wait_seconds: 4
+"""
+
+
+@pytest.mark.skipif(not shutil.which("docker-registry"), reason="Debian's docker-registry absent")
+def test_a_docker_hub_cache_that_cannot_start_never_blocks_the_private_registry(node):
+    """Real registry 2.8 binaries: the private one, and the cache in proxy mode with its
+    remote unreachable (a closed loopback port standing in for Docker Hub)."""
+    private, mirror, dead = free_port(), free_port(), free_port()
+    (node / "private.yml").write_text(
+        REGISTRY_CONFIG.format(root=node / "private-data", port=private)
+    )
+    (node / "mirror.yml").write_text(
+        REGISTRY_CONFIG.format(root=node / "mirror-data", port=mirror)
+        + f"proxy:\n  remoteurl: http://127.0.0.1:{dead}\n"
+    )
+    procs = []
+    try:
+        for name in ("private", "mirror"):
+            log = (node / f"{name}.log").open("w")
+            procs.append(
+                subprocess.Popen(
+                    ["docker-registry", "serve", str(node / f"{name}.yml")],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        # What the role works around: the cache dies at start without its remote.
+        assert procs[1].wait(60) != 0
+        assert "panic" in (node / "mirror.log").read_text()
+        r = _play(node, REGISTRY_WAIT_PLAY.format(private=private, mirror=mirror))
+        assert r.returncode == 0, r.stdout[-4000:]
+        assert f"WARNING: the Docker Hub cache on node-0:{mirror}" in r.stdout
+        assert "pulled from Docker Hub directly" in r.stdout
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+
+
+# --------------------------------------------------------------------------- item 4: downloads
+
+DOWNLOAD_PLAY = """\
+- name: Download the BuildKit release as the role does
+  hosts: node-0
+  gather_facts: false
+  tasks:
+    - name: Run the role's download step
+      ansible.builtin.include_role:
+        name: image_builder
+        tasks_from: download
+      vars:
+        image_builder_url: "http://127.0.0.1:{port}/buildkit.tar.gz"
+        image_builder_install_dir: "{dest}"
+        image_builder_checksum: "{checksum}"
+        image_builder_download_delay: 1
+"""
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Serves one file; the first `failures` GETs get a 503, as a busy CDN might."""
+
+    body = b""
+    failures = 0
+    requests = 0
+
+    def do_GET(self):
+        type(self).requests += 1
+        if type(self).requests <= type(self).failures:
+            self.send_error(503, "Service Unavailable")
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_downloads_are_retried_and_checked_against_their_checksum(node):
+    tarball = node / "buildkit.tar.gz"
+    payload = node / "payload" / "bin"
+    payload.mkdir(parents=True)
+    (payload / "buildkitd").write_text("#!/bin/sh\n")
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(payload, arcname="bin")
+    _Flaky.body = tarball.read_bytes()
+    _Flaky.failures, _Flaky.requests = 2, 0
+    good = hashlib.sha256(_Flaky.body).hexdigest()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        r = _play(node, DOWNLOAD_PLAY.format(port=port, dest=node / "ok", checksum=good))
+        assert r.returncode == 0, r.stdout[-4000:]
+        assert _Flaky.requests == 3  # two 503s, then the file
+        assert list((node / "ok").glob("*/bin/buildkitd"))
+        # A download that does not match its checksum is never unpacked.
+        _Flaky.failures, _Flaky.requests = 0, 0
+        bad = "0" * 64
+        r = _play(node, DOWNLOAD_PLAY.format(port=port, dest=node / "bad", checksum=bad))
+        assert r.returncode != 0
+        assert "checksum" in r.stdout.lower() and good in r.stdout, r.stdout[-3000:]
+        assert not list((node / "bad").glob("*/bin/buildkitd"))
+    finally:
+        server.shutdown()
+
+
+# --------------------------------------------------------------------------- item 7: --check
+
+CLUSTER_INVENTORY = textwrap.dedent(f"""\
+    all:
+      vars:
+        ansible_connection: local
+        ansible_python_interpreter: {sys.executable}
+      children:
+        k8s_cluster:
+          children:
+            kube_control_plane: {{hosts: {{node-0: {{node_ip: 192.168.1.10}}}}}}
+            kube_node: {{hosts: {{node-0: {{}}}}}}
+        registry: {{hosts: {{node-0: {{}}}}}}
+    """)
+
+
+def test_check_mode_on_fresh_nodes_refuses_with_what_to_do(node):
+    (node / "cluster-inv.yml").write_text(CLUSTER_INVENTORY)
+    present = node / "containerd"
+    present.write_text("")
+
+    def check(needs: list[str]):
+        playbook = str(ROOT / "playbooks" / "cluster.yml")
+        extra = json.dumps({"cluster_check_mode_needs": needs})
+        cmd = [str(BIN / "ansible-playbook"), "-i", str(node / "cluster-inv.yml"), "--check"]
+        return _run([*cmd, playbook, "--tags", "ggctl-nothing-else", "-e", extra], cwd=node)
+
+    r = check([str(present), str(node / "kubeadm")])
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    assert "--check cannot predict a run on node-0" in out
+    assert f"{node / 'kubeadm'} not installed yet" in out and "Run `ggctl cluster`" in out
+    assert "Prepare every node" not in out  # refused before anything else ran
+    # A prepared node passes the guard.
+    r = check([str(present)])
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+
+
+CLASS_MIRROR_PLAY = """\
+- name: Render the registry side with the class's Docker Hub mirror
+  hosts: node-0
+  gather_facts: false
+  roles:
+    - role: containerd
+      vars:
+        containerd_root: "{out}"
+        containerd_apply: false
+        containerd_default_config_file: "{default}"
+    - role: registry
+      vars: {{registry_root: "{out}", registry_apply: false}}
+    - role: image_builder
+      vars: {{image_builder_root: "{out}", image_builder_apply: false}}
+"""
+
+
+def test_a_class_wide_docker_hub_mirror_replaces_the_cache(node, tmp_path):
+    from test_cluster_ansible import CONTAINERD_20_DEFAULT
+
+    from ggctl.cluster.run import mirror_vars
+    from ggctl.config import Settings
+
+    settings = Settings(cluster={"dockerhub_mirror": "http://10.0.0.5:5000/"})
+    extra = mirror_vars(settings.cluster)
+    assert extra == {"cluster_dockerhub_mirror_url": "http://10.0.0.5:5000"}
+    with pytest.raises(ValueError):
+        Settings(cluster={"dockerhub_mirror": "10.0.0.5:5000"})  # a URL, with its scheme
+    (node / "default.toml").write_text(CONTAINERD_20_DEFAULT)
+    out = node / "out"
+    play = node / "mirror.yml"
+    play.write_text(CLASS_MIRROR_PLAY.format(out=out, default=node / "default.toml"))
+    (node / "mirror-inv.yml").write_text(INVENTORY + "        registry: {hosts: {node-0: {}}}\n")
+    group_vars = ROOT / "playbooks" / "group_vars" / "all" / "ggctl.yml"
+    cmd = [str(BIN / "ansible-playbook"), "-i", str(node / "mirror-inv.yml"), str(play)]
+    r = _run([*cmd, "-e", f"@{group_vars}", "-e", json.dumps(extra)], cwd=node)
+    assert r.returncode == 0, r.stdout[-4000:]
+    hub = (out / "etc" / "containerd" / "certs.d" / "docker.io" / "hosts.toml").read_text()
+    assert '[host."http://10.0.0.5:5000"]' in hub and "node-0:5001" not in hub
+    # No cache of our own: no configuration, no storage, no restart drop-in for it.
+    assert not (out / "etc" / "ggctl-registry" / "dockerhub.yml").exists()
+    assert (out / "etc" / "ggctl-registry" / "private.yml").exists()
+    assert not (out / "etc" / "systemd" / "system" / "ggctl-registry@dockerhub.service.d").exists()
+    buildkit = (out / "etc" / "buildkit" / "buildkitd.toml").read_text()
+    assert 'mirrors = ["10.0.0.5:5000"]' in buildkit

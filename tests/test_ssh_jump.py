@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ggctl.cluster import ansible_env
+from ggctl.cluster.run import ansible_env
 from ggctl.inventory.ansible import INVENTORY_FILE, write_inventory
 from ggctl.inventory.sshconfig import SSH_CONFIG_FILE, write_ssh_config
 
@@ -237,7 +237,7 @@ def test_api_tunnel_goes_to_node0(lab):
         import socket, sys, threading
         from pathlib import Path
         from ggctl.ports import free_port
-        from ggctl.tunnel import api_tunnel, control_plane_ssh
+        from ggctl.cluster.tunnel import api_tunnel, control_plane_ssh
 
         # node-0's "API server" on its loopback: every connection gets one line.
         srv = socket.socket()

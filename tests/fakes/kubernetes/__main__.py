@@ -2,6 +2,10 @@
 
     python -m tests.fakes.kubernetes --port 6443 --kubeconfig /tmp/fake-kubeconfig
     ggctl deploy --kubeconfig /tmp/fake-kubeconfig --strategy hpa
+    KUBECONFIG=/tmp/fake-kubeconfig kubectl get all -o wide
+
+TLS with a generated CA and a bearer token, both in the kubeconfig (--plain-http: HTTP
+without authentication).
 
 Serves until interrupted (Ctrl-C).
 """
@@ -13,7 +17,7 @@ import math
 import sys
 import time
 
-from .server import FakeKubernetes
+from .server import VERSION, FakeKubernetes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--speed", type=float, default=1.0, help="cluster seconds per wall second (default 1)"
     )
-    parser.add_argument("--version", default="v1.33.4", help="Kubernetes version to report")
+    parser.add_argument("--version", default=VERSION, help="Kubernetes version to report")
     parser.add_argument(
         "--load", type=float, default=0.0, help="CPU cores of work offered to each app (default 0)"
     )
@@ -44,8 +48,27 @@ def main(argv: list[str] | None = None) -> int:
         help="image-pull, crash-loop, unschedulable or never-ready, for images "
         "containing IMAGE (default all); repeatable",
     )
+    parser.add_argument(
+        "--lb-pool",
+        default=None,
+        metavar="FIRST-LAST",
+        help="addresses for LoadBalancer Services, as MetalLB (default: none, <pending>)",
+    )
+    parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="serve plain HTTP without authentication instead of TLS with a generated CA "
+        "and a bearer token (kubectl sends no credentials over plain HTTP)",
+    )
     args = parser.parse_args(argv)
-    fake = FakeKubernetes(speed=args.speed, version=args.version, port=args.port)
+    fake = FakeKubernetes(
+        speed=args.speed,
+        version=args.version,
+        port=args.port,
+        lb_pool=args.lb_pool,
+        tls=not args.plain_http,
+        token=None if args.plain_http else "fake-token",
+    )
     if args.wave:
         fake.set_load(lambda t: args.load * (1 + math.sin(2 * math.pi * t / args.wave)) / 2)
     else:

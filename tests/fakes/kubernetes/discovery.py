@@ -69,6 +69,8 @@ def resource_list(group_name: str, version: str) -> dict[str, Any] | None:
         }
         if r.short_names:
             entry["shortNames"] = list(r.short_names)
+        if r.categories:
+            entry["categories"] = list(r.categories)
         resources.append(entry)
         for sub in r.subresources:
             kind = "Scale" if sub == "scale" else r.kind

@@ -17,6 +17,9 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     #: served from state computed on the fly (metrics.k8s.io), never stored
     virtual: bool = False
+    #: discovery categories: `kubectl get all` lists the kinds in "all" (upstream's REST
+    #: storages' Categories(): pods, services, deployments, replicasets, HPAs ...)
+    categories: tuple[str, ...] = ()
 
     @property
     def group_version(self) -> str:
@@ -37,9 +40,26 @@ _RO = ("get", "list")
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",)),
     ResourceType("", "v1", "nodes", "Node", namespaced=False, short_names=("no",)),
-    ResourceType("", "v1", "pods", "Pod", subresources=("status", "log"), short_names=("po",)),
-    ResourceType("", "v1", "services", "Service", subresources=("status",), short_names=("svc",)),
+    ResourceType(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        subresources=("status", "log"),
+        short_names=("po",),
+        categories=("all",),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "services",
+        "Service",
+        subresources=("status",),
+        short_names=("svc",),
+        categories=("all",),
+    ),
     ResourceType("", "v1", "events", "Event", short_names=("ev",)),
+    ResourceType("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     ResourceType(
         "apps",
@@ -48,6 +68,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "Deployment",
         subresources=("status", "scale"),
         short_names=("deploy",),
+        categories=("all",),
     ),
     ResourceType(
         "apps",
@@ -56,6 +77,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "ReplicaSet",
         subresources=("status", "scale"),
         short_names=("rs",),
+        categories=("all",),
     ),
     ResourceType(
         "autoscaling",
@@ -64,6 +86,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "HorizontalPodAutoscaler",
         subresources=("status",),
         short_names=("hpa",),
+        categories=("all",),
     ),
     ResourceType(
         "autoscaling",
@@ -72,6 +95,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "HorizontalPodAutoscaler",
         subresources=("status",),
         short_names=("hpa",),
+        categories=("all",),
     ),
     ResourceType(
         "policy",
@@ -81,6 +105,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         subresources=("status",),
         short_names=("pdb",),
     ),
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", verbs=_RO, virtual=True),
     ResourceType(
         "metrics.k8s.io",

@@ -3,6 +3,8 @@ label and field selectors, ownership (managedFields) bookkeeping and Kubernetes 
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import copy
 import datetime as dt
 import threading
@@ -11,33 +13,28 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import fields
+from . import fields, selectors
+from .apierror import ApiError
 from .resources import ResourceType, by_kind
+from .selectors import Requirement
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str, str]  # group, plural, namespace ("" if cluster-scoped), name
 
+#: How many changes the store remembers for watches; a watch from an older resourceVersion
+#: gets 410 Gone, as from kube-apiserver's watch cache (its default is larger and adaptive).
+EVENT_LOG_SIZE = 2000
 
-class ApiError(Exception):
-    """Answered as a Kubernetes `Status` with this code and reason."""
 
-    def __init__(self, code: int, reason: str, message: str, details: Obj | None = None):
-        super().__init__(message)
-        self.code, self.reason, self.message, self.details = code, reason, message, details
+class Change:
+    """One write, as watches see it: the resourceVersion it made, ADDED/MODIFIED/DELETED,
+    the object after (for DELETED: as deleted, with the deletion's resourceVersion) and
+    the object before (None for ADDED)."""
 
-    def status(self) -> Obj:
-        body: Obj = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details:
-            body["details"] = self.details
-        return body
+    __slots__ = ("key", "kind", "obj", "old", "rv")
+
+    def __init__(self, rv: int, kind: str, obj: Obj, old: Obj | None, key: Key):
+        self.rv, self.kind, self.obj, self.old, self.key = rv, kind, obj, old, key
 
 
 def not_found(rt: ResourceType, name: str) -> ApiError:
@@ -67,6 +64,11 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self.offset += seconds
 
+    def seconds(self, stamp: str) -> float:
+        """The cluster time of a stamp() (to the second)."""
+        when = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        return (when - self._wall0).total_seconds()
+
     def stamp(self, at: float | None = None) -> str:
         t = self.now() if at is None else at
         return (self._wall0 + dt.timedelta(seconds=t)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -75,82 +77,20 @@ class Clock:
 # --------------------------------------------------------------------------- selectors
 
 
-def parse_label_selector(text: str | None) -> list[tuple[str, str, set[str]]]:
-    """`a=b,c!=d,e in (f,g),h notin (i),j,!k` → [(key, op, values)]."""
-    if not text:
-        return []
-    reqs: list[tuple[str, str, set[str]]] = []
-    parts, depth, cur = [], 0, ""
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    for part in (p.strip() for p in parts if p.strip()):
-        if " notin " in part or " in " in part:
-            op = "notin" if " notin " in part else "in"
-            key, _, rest = part.partition(f" {op} ")
-            values = {v.strip() for v in rest.strip().strip("()").split(",") if v.strip()}
-            reqs.append((key.strip(), op, values))
-        elif "!=" in part:
-            key, _, value = part.partition("!=")
-            reqs.append((key.strip(), "!=", {value.strip()}))
-        elif "==" in part or "=" in part:
-            key, _, value = part.partition("==" if "==" in part else "=")
-            reqs.append((key.strip(), "=", {value.strip()}))
-        elif part.startswith("!"):
-            reqs.append((part[1:].strip(), "!exists", set()))
-        else:
-            reqs.append((part, "exists", set()))
-    return reqs
+def parse_label_selector(text: str | None) -> list[Requirement]:
+    """`a=b,c!=d,e in (f,g),h notin (i),j,!k` → [(key, op, values)]; ApiError 400 if invalid."""
+    return selectors.parse_labels(text)
 
 
-def labels_match(labels: dict[str, str], reqs: list[tuple[str, str, set[str]]]) -> bool:
-    for key, op, values in reqs:
-        have = labels.get(key)
-        ok = {
-            "=": have in values,
-            "in": have in values,
-            "!=": have not in values,
-            "notin": have not in values,
-            "exists": key in labels,
-            "!exists": key not in labels,
-        }[op]
-        if not ok:
-            return False
-    return True
+labels_match = selectors.labels_match
 
 
 def match_labels(labels: dict[str, str], match: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in match.items())
 
 
-def field_value(obj: Obj, path: str) -> Any:
-    cur: Any = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
 def fields_match(obj: Obj, selector: str | None) -> bool:
-    if not selector:
-        return True
-    for part in selector.split(","):
-        neg = "!=" in part
-        path, _, value = part.partition("!=" if neg else ("==" if "==" in part else "="))
-        have = field_value(obj, path.strip())
-        have = "" if have is None else str(have)
-        if (have == value.strip()) == neg:
-            return False
-    return True
+    return selectors.fields_match(obj, selectors.parse_fields(selector))
 
 
 # --------------------------------------------------------------------------- the store
@@ -167,6 +107,40 @@ class Store:
         #: (method, path, query, content_type, body) of every request, in order
         self.requests: list[tuple[str, str, str, str, bytes]] = []
         self.listeners: list[Callable[[str, Obj], None]] = []
+        #: the last EVENT_LOG_SIZE changes, oldest first; `changed` wakes waiting watches
+        self.log: collections.deque[Change] = collections.deque(maxlen=EVENT_LOG_SIZE)
+        self.changed = threading.Condition(self.lock)
+        self._dry_run = 0
+        self._log_floor = self._rv
+
+    @property
+    def rv(self) -> int:
+        """The current resourceVersion (of the last write)."""
+        return self._rv
+
+    def oldest_watchable(self) -> int:
+        """The oldest resourceVersion a watch can start from: every change after it is kept."""
+        return self._log_floor
+
+    @contextlib.contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """Run a write as dryRun=All: everything it changes in the store is undone, and
+        nothing is announced to watches or listeners (the whole request holds the lock)."""
+        with self.lock:
+            # the same dicts go back (controllers may hold them), with their saved contents
+            saved, contents, rv = dict(self.objects), copy.deepcopy(self.objects), self._rv
+            self._dry_run += 1
+            try:
+                yield
+            finally:
+                self._dry_run -= 1
+                for key, obj in saved.items():
+                    if obj != contents[key]:
+                        obj.clear()
+                        obj.update(contents[key])
+                self.objects.clear()
+                self.objects.update(saved)
+                self._rv = rv
 
     # -- bookkeeping
     def next_rv(self) -> str:
@@ -195,6 +169,7 @@ class Store:
         field_selector: str | None = None,
     ) -> list[Obj]:
         reqs = parse_label_selector(label_selector)
+        freqs = selectors.parse_fields(field_selector)
         out = []
         for (group, plural, ns, _name), obj in sorted(self.objects.items()):
             if (group, plural) != rt.store_key:
@@ -203,7 +178,7 @@ class Store:
                 continue
             if not labels_match(obj["metadata"].get("labels") or {}, reqs):
                 continue
-            if not fields_match(obj, field_selector):
+            if not selectors.fields_match(obj, freqs):
                 continue
             out.append(obj)
         return out
@@ -238,7 +213,7 @@ class Store:
         if rt.kind not in ("Pod", "Event", "Namespace", "Node", "ConfigMap", "Service"):
             meta["generation"] = 1
         self.objects[key] = obj
-        self._notify("ADDED", obj)
+        self._notify("ADDED", obj, None, key)
         return obj
 
     def replace(
@@ -250,6 +225,7 @@ class Store:
         operation: str = "Update",
         api_version: str | None = None,
         status_only: bool = False,
+        subresource: str = "",
     ) -> tuple[Obj, bool]:
         """Store `new` in place of the object of the same name. Returns (object, changed).
 
@@ -280,6 +256,7 @@ class Store:
                     operation="Update",
                     api_version=api_version or fields.api_version_of(old),
                     stamp=self.clock.stamp(),
+                    subresource=subresource,
                 )
         if _semantic(old) == _semantic(new):
             return old, False
@@ -287,17 +264,30 @@ class Store:
             new["metadata"]["generation"] = old["metadata"]["generation"] + 1
         new["metadata"]["resourceVersion"] = self.next_rv()
         self.objects[key] = new
-        self._notify("MODIFIED", new)
+        self._notify("MODIFIED", new, old, key)
         return new, True
 
     def remove(self, rt: ResourceType, namespace: str | None, name: str) -> Obj | None:
-        obj = self.objects.pop(self.key_of(rt, namespace, name), None)
+        key = self.key_of(rt, namespace, name)
+        obj = self.objects.pop(key, None)
         if obj is not None:
             self._rv += 1
-            self._notify("DELETED", obj)
+            # the DELETED event carries the deletion's resourceVersion (etcd3 store, watcher)
+            gone = copy.deepcopy(obj)
+            gone["metadata"]["resourceVersion"] = str(self._rv)
+            self._notify("DELETED", gone, obj, key)
         return obj
 
-    def _notify(self, kind: str, obj: Obj) -> None:
+    def _notify(self, kind: str, obj: Obj, old: Obj | None, key: Key) -> None:
+        if self._dry_run:
+            return
+        with self.lock:
+            # `old` has just left the store (writes replace whole objects): no copy needed
+            rv = int(obj["metadata"]["resourceVersion"])
+            if len(self.log) == self.log.maxlen:
+                self._log_floor = self.log[0].rv
+            self.log.append(Change(rv, kind, copy.deepcopy(obj), old, key))
+            self.changed.notify_all()
         for listener in self.listeners:
             listener(kind, obj)
 

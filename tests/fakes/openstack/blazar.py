@@ -14,16 +14,23 @@ shared with the project. A start date in the future keeps it PENDING until that 
 Past ``end_date`` it is TERMINATED. ``DELETE`` (and termination) removes the flavor and
 the servers booted on it, as Blazar's instance plugin does at lease end.
 
-Errors: ``{"error_code", "error_message", "error_name"}`` where ``error_name`` is the code
-(Blazar's ``bad_request`` renders ``error.code`` there). Duplicate names -> 409
-``LeaseNameAlreadyExists`` text. Capacity (``CAPACITY`` instances per flavor across
-overlapping leases) -> 409 "Not enough resources available ..." -- status code and exact
-text are guesses; Chameleon's ``flavor:instance`` plugin is not public. So are the capacity
-numbers, the 6-month maximum and ``degraded``/``trust_id`` values.
+Errors: ``{"error_code", "error_message", "error_name"}``; ``error_name`` is the code for
+Blazar's own exceptions and "INTERNAL_SERVER_ERROR" for unexpected ones
+(blazar/api/v1/utils.py). Capacity: ``CAPACITY`` instances per flavor across overlapping
+leases, else 500 "Not enough hosts available" (NotEnoughHostsAvailable has no code, so
+BlazarException's 500 applies). Updating a ``flavor:instance`` lease other than renaming it:
+409 "Updating leases for 'flavor:instance' type reservations is not yet supported."
+(manager/service.py). ``affinity`` is required and only values that oslo's
+``bool_from_string`` reads as None pass (flavor_plugin.py). Lease names may repeat.
+Followed: openstack/blazar at 17.0.0-6-gacc44dc (2026-06), files named above. Guesses:
+Chameleon's fork may word things differently; the capacity numbers, the 6-month maximum
+and ``degraded``/``trust_id`` values.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 from datetime import datetime, timedelta
 
 from . import nova
@@ -37,6 +44,9 @@ MAX_LENGTH = timedelta(days=183)  # "standard KVM leases up to 6 months"
 # Instances of each flavor the site can host at once (guess; large enough for a class).
 CAPACITY = {"m1.large": 30}
 DEFAULT_CAPACITY = 20
+_AGGREGATES = itertools.count(100)  # Nova aggregate ids are integers
+BEFORE_END_MINUTES = 60  # [manager] minutes_before_end_lease default
+RESTRICTED_TRUST_500 = "Internal Server Error"
 
 
 def render_error(err: ApiError) -> Reply:
@@ -47,7 +57,10 @@ def render_error(err: ApiError) -> Reply:
             {"error": {"code": 401, "title": "Unauthorized", "message": err.message}},
             err.headers,
         )
-    name = "INTERNAL_SERVER_ERROR" if err.status >= 500 else err.status
+    # Blazar's own exceptions (BlazarException subclasses, even code-less ones answering 500)
+    # carry their code as error_name; anything unexpected is INTERNAL_SERVER_ERROR
+    # (blazar/api/v1/utils.py: bad_request, RemoteError handling, internal_error).
+    name = "INTERNAL_SERVER_ERROR" if err.status >= 500 and err.kind != "blazar" else err.status
     return Reply(
         err.status,
         {"error_code": err.status, "error_message": err.message, "error_name": name},
@@ -100,13 +113,14 @@ def _visible(ctx: Ctx, lease_id: str) -> dict:
 
 
 def _reserved_flavor_id(res: dict) -> str:
+    # flavor_plugin._create_flavor: flavorid = the reservation id
     return res["id"]
 
 
 def _activate(world: World, lease: dict) -> None:
     now = utcnow().strftime(CREATED_FMT)
     for res in lease["reservations"]:
-        base = world.table("flavors")[res["flavor_id"]]
+        base = world.table("flavors")[res["_source_flavor_id"]]
         rid = res["id"]
         world.add(
             "flavors",
@@ -127,7 +141,7 @@ def _activate(world: World, lease: dict) -> None:
         )
         res.update(status="active", updated_at=now)
     lease.update(status="ACTIVE", updated_at=now)
-    lease["events"][0].update(status="DONE")
+    _event(lease, "start_lease").update(status="DONE")
 
 
 def _release(world: World, lease: dict) -> None:
@@ -148,14 +162,19 @@ def _advance(world: World, lease: dict) -> None:
     ):
         _release(world, lease)
         lease.update(status="TERMINATED", updated_at=now.strftime(CREATED_FMT))
-        lease["events"][1].update(status="DONE")
+        _event(lease, "end_lease").update(status="DONE")
         return
-    if lease["status"] != "PENDING" or lease["_fate"] == "PENDING":
+    if lease["status"] not in ("PENDING", "STARTING") or lease["_fate"] == "PENDING":
         return
     if datetime.strptime(lease["start_date"], LEASE_FMT) > now:
         return
     if lease["_polls"] > 0:
         lease["_polls"] -= 1
+        return
+    if lease["status"] == "PENDING" and lease["_fate"] != "ERROR":
+        # status.py LeaseStatus: PENDING -> STARTING (start_lease event running) -> ACTIVE;
+        # clients see STARTING for one poll.
+        lease.update(status="STARTING", updated_at=now.strftime(CREATED_FMT))
         return
     if lease["_fate"] == "ERROR":
         lease.update(
@@ -163,9 +182,18 @@ def _advance(world: World, lease: dict) -> None:
         )
         for res in lease["reservations"]:
             res["status"] = "error"
-        lease["events"][0].update(status="ERROR")
+        _event(lease, "start_lease").update(status="ERROR")
         return
     _activate(world, lease)
+
+
+def _event(lease: dict, event_type: str) -> dict:
+    return next(e for e in lease["events"] if e["event_type"] == event_type)
+
+
+def _before_end(start: datetime, end: datetime) -> str:
+    """manager/service.py: end - minutes_before_end_lease (default 60), not before start."""
+    return max(start, end - timedelta(minutes=BEFORE_END_MINUTES)).strftime(LEASE_FMT)
 
 
 def _in_use(world: World, flavor_id: str, start: datetime, end: datetime) -> int:
@@ -177,7 +205,9 @@ def _in_use(world: World, flavor_id: str, start: datetime, end: datetime) -> int
         e = datetime.strptime(lease["end_date"], LEASE_FMT)
         if s < end and start < e:
             total += sum(
-                int(r["amount"]) for r in lease["reservations"] if r["flavor_id"] == flavor_id
+                int(r["amount"])
+                for r in lease["reservations"]
+                if r["_source_flavor_id"] == flavor_id
             )
     return total
 
@@ -194,14 +224,38 @@ def _check_reservation(ctx: Ctx, req: dict, start: datetime, end: datetime) -> d
         raise ApiError(400, "amount must be a positive integer") from exc
     if amount < 1:
         raise ApiError(400, "amount must be a positive integer")
-    capacity = CAPACITY.get(flavor["name"], DEFAULT_CAPACITY)
+    # flavor_plugin._validate_reservation_params: all of these are required.
+    missing = {"amount", "flavor_id", "affinity"} - set(req)
+    if missing:
+        raise ApiError(400, f"Missing parameter {','.join(sorted(missing))}", "blazar")
+    capacity = ctx.world.settings.flavor_capacity.get(
+        flavor["name"], CAPACITY.get(flavor["name"], DEFAULT_CAPACITY)
+    )
     if _in_use(ctx.world, flavor["id"], start, end) + amount > capacity:
-        raise ApiError(
-            409,
-            f"Not enough resources available with query "
-            f"{{'flavor_id': '{flavor['id']}', 'amount': {amount}}}",
-        )
-    return {"flavor_id": flavor["id"], "amount": amount, "affinity": req.get("affinity")}
+        # NotEnoughHostsAvailable sets no code: BlazarException's 500.
+        raise ApiError(500, "Not enough hosts available", "blazar")
+    if _affinity(req.get("affinity")) is not None:
+        raise ApiError(409, "Affinity not supported yet", "blazar")
+    return {
+        "_source_flavor_id": flavor["id"],
+        "amount": amount,
+        "affinity": None,
+        # flavor_plugin.reserve_resource: the source flavor's display values
+        "vcpus": flavor["vcpus"],
+        "memory_mb": flavor["ram"],
+        "disk_gb": flavor["disk"],
+        "resource_properties": json.dumps(public(flavor)),
+    }
+
+
+def _affinity(value: object) -> bool | None:
+    """oslo strutils.bool_from_string(value, default=None): only these spellings count."""
+    text = str(value).strip().lower()
+    if text in ("1", "t", "true", "on", "y", "yes"):
+        return True
+    if text in ("0", "f", "false", "off", "n", "no"):
+        return False
+    return None
 
 
 @router.route("POST", "/v1/leases")
@@ -211,12 +265,13 @@ def create_lease(ctx: Ctx) -> Reply:
     name = body.get("name")
     if not name:
         raise ApiError(400, "Lease name is required")
-    now = utcnow()
+    # manager/service.py _parse_lease_dates: "now" is the current minute (seconds dropped)
+    now = utcnow().replace(second=0, microsecond=0)
     start = now if body.get("start_date", "now") == "now" else _parse(body["start_date"], "start")
     if "end_date" not in body:
         raise ApiError(400, "end_date is required")
     end = _parse(body["end_date"], "end")
-    if start < now.replace(second=0, microsecond=0) - timedelta(minutes=1):
+    if start < now:
         raise ApiError(400, "Start date must be later than current date")
     if end <= start:
         raise ApiError(400, "End date must be later than start date.")
@@ -225,13 +280,15 @@ def create_lease(ctx: Ctx) -> Reply:
     reservations = body.get("reservations") or []
     if not reservations:
         raise ApiError(400, "No reservations provided")
+    if ((ctx.token or {}).get("application_credential") or {}).get("restricted"):
+        # Blazar creates a trust from the caller's token; Keystone refuses it for a
+        # restricted application credential (403 "Using method 'application_credential'
+        # is not allowed for managing trusts.") and Blazar's API turns that into a 500.
+        raise ApiError(500, RESTRICTED_TRUST_500)
     world = ctx.world
     with world.lock:
-        if any(
-            lease["name"] == name and lease["project_id"] == ctx.project_id
-            for lease in world.table("leases").values()
-        ):
-            raise ApiError(409, f"The lease with name: {name} already exists")
+        # Upstream Blazar has no unique constraint on lease names (a project may hold two
+        # leases of one name), so no 409 here.
         checked = [_check_reservation(ctx, r, start, end) for r in reservations]
         lease_id, created = new_id(), now.strftime(CREATED_FMT)
         fate = ctx.faults.take_lease_fate(name) if ctx.faults else None
@@ -249,7 +306,7 @@ def create_lease(ctx: Ctx) -> Reply:
             "trust_id": new_id().replace("-", ""),
             "reservations": [
                 {
-                    "id": new_id(),
+                    "id": rid,
                     "lease_id": lease_id,
                     "resource_id": new_id(),
                     "resource_type": "flavor:instance",
@@ -259,8 +316,12 @@ def create_lease(ctx: Ctx) -> Reply:
                     "created_at": created,
                     "updated_at": None,
                     **r,
+                    # flavor_plugin: the reserved flavor's id (= reservation id) and the
+                    # reservation's host aggregate, recorded once they are made
+                    "flavor_id": rid,
+                    "aggregate_id": next(_AGGREGATES),
                 }
-                for r in checked
+                for rid, r in ((new_id(), r) for r in checked)
             ],
             "events": [
                 {
@@ -274,6 +335,7 @@ def create_lease(ctx: Ctx) -> Reply:
                 }
                 for et, t in (
                     ("start_lease", start.strftime(LEASE_FMT)),
+                    ("before_end_lease", _before_end(start, end)),
                     ("end_lease", end.strftime(LEASE_FMT)),
                 )
             ],
@@ -320,6 +382,16 @@ def update_lease(ctx: Ctx, lease_id: str) -> Reply:
             raise ApiError(
                 409, f"Lease {lease_id} is in status {lease['status']} and cannot be updated"
             )
+        if set(body) - {"name"} and any(
+            r["resource_type"] == "flavor:instance" for r in lease["reservations"]
+        ):
+            # manager/service.py update_lease -> _handle_resource_type_exception
+            # (NotImplemented, code 409); only a rename is let through before it.
+            raise ApiError(
+                409,
+                "Updating leases for 'flavor:instance' type reservations is not yet supported.",
+                "blazar",
+            )
         if "end_date" in body:
             end = _parse(body["end_date"], "end")
             start = datetime.strptime(lease["start_date"], LEASE_FMT)
@@ -328,7 +400,8 @@ def update_lease(ctx: Ctx, lease_id: str) -> Reply:
             if end - start > MAX_LENGTH:
                 raise ApiError(400, "Lease duration must not exceed 183 days on this site")
             lease["end_date"] = end.strftime(LEASE_FMT)
-            lease["events"][1]["time"] = lease["end_date"]
+            _event(lease, "end_lease")["time"] = lease["end_date"]
+            _event(lease, "before_end_lease")["time"] = _before_end(start, end)
         if body.get("name"):
             lease["name"] = body["name"]
         lease["updated_at"] = utcnow().strftime(CREATED_FMT)

@@ -3,6 +3,7 @@
     faults.fail("POST", r"/network/v2.0/routers$", status=503)       # next router create
     faults.fail("DELETE", r"/subnets/", status=409, nth=2, times=3)  # 2nd..4th subnet delete
     faults.fail("POST", r"/compute/v2.1/servers$", drop=True)        # connection reset
+    faults.fail("POST", r"/v2.0/ports$", status=409, kind="IpAddressAlreadyAllocated")
     faults.fail("POST", r"/reservation/v1/leases$", drop=True, after=True)  # done, reply lost
     faults.fail("DELETE", r"/servers/", status=500, after=True)   # done, yet a 500
     faults.fail("DELETE", r"/floatingips/", status=204)          # "deleted", yet still there
@@ -48,6 +49,7 @@ class Rule:
     drop: bool = False  # close the connection instead of answering
     after: bool = False  # carry the request out first, then fail or drop the reply
     message: str = ""
+    kind: str = ""  # the service's error type (Neutron's NeutronError.type), e.g. RouterInUse
     calls: int = 0  # matching calls seen so far
     fired: int = 0  # how many times this rule has failed a call
 
@@ -91,6 +93,7 @@ class Faults:
         drop: bool = False,
         after: bool = False,
         message: str = "",
+        kind: str = "",
     ) -> Rule:
         """Fail the ``nth`` (1-based) and the following ``times - 1`` calls matching
         ``method`` and the ``path`` regex, with ``status`` (409, 500, 503 ...) or, with
@@ -107,6 +110,7 @@ class Faults:
             drop,
             after,
             message or DEFAULT_MESSAGES.get(status, "Injected fault."),
+            kind,
         )
         with self._lock:
             self.rules.append(rule)

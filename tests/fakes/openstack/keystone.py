@@ -161,7 +161,7 @@ def issue(
         token["application_credential"] = {
             "id": app_cred,
             "name": f"{user.name}-cred",
-            "restricted": False,
+            "restricted": user.app_cred_restricted,
         }
     token_id = "gAAAA" + secrets.token_urlsafe(48)
     with world.lock:

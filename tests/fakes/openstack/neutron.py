@@ -31,6 +31,12 @@ from .state import World, iso, mac, new_id, public
 ADMIN_PROJECT = "admin-project-0000000000000000"
 PUBLIC = "public"
 SHAREDNET = "sharednet1"
+# neutron_lib/constants.py ROUTER_INTERFACE_OWNERS (legacy, HA replicated, DVR).
+ROUTER_INTERFACE_OWNERS = (
+    "network:router_interface",
+    "network:ha_router_replicated_interface",
+    "network:router_interface_distributed",
+)
 
 
 def render_error(err: ApiError) -> Reply:
@@ -938,7 +944,7 @@ def _update_port(ctx: Ctx, port: dict, body: dict) -> None:
 
 
 def _delete_port(ctx: Ctx, port: dict) -> None:
-    if port["device_owner"] in ("network:router_interface", "network:router_gateway"):
+    if port["device_owner"] in (*ROUTER_INTERFACE_OWNERS, "network:router_gateway"):
         raise ApiError(
             409,
             f"Port {port['id']} cannot be deleted directly via the port API: "
@@ -1037,7 +1043,11 @@ def _update_router(ctx: Ctx, router: dict, body: dict) -> None:
 
 
 def _interfaces(world: World, router_id: str) -> list[dict]:
-    return _ports_on(world, device_id=router_id, device_owner="network:router_interface")
+    return [
+        p
+        for p in _ports_on(world, device_id=router_id)
+        if p["device_owner"] in ROUTER_INTERFACE_OWNERS
+    ]
 
 
 def _delete_router(ctx: Ctx, router: dict) -> None:
@@ -1082,7 +1092,8 @@ def _add_interface(world: World, router: dict, subnet: dict, port: dict | None =
             router["project_id"],
             router.get("_user_id"),
         )
-    port.update(device_id=router["id"], device_owner="network:router_interface", status="ACTIVE")
+    owner = world.settings.router_interface_owner
+    port.update(device_id=router["id"], device_owner=owner, status="ACTIVE")
     return port
 
 
@@ -1409,15 +1420,43 @@ def _delete_sg(ctx: Ctx, sg: dict) -> None:
     ctx.world.remove("security_groups", sg["id"])
 
 
-_RULE_KEYS = (
+_RULE_KEYS = (  # neutron/db/securitygroups_db.py `_rule_to_key` comparison_keys
     "direction",
     "ethertype",
-    "protocol",
-    "port_range_min",
     "port_range_max",
-    "remote_ip_prefix",
+    "port_range_min",
+    "protocol",
     "remote_group_id",
+    "remote_address_group_id",
+    "remote_ip_prefix",
+    "security_group_id",
 )
+# neutron-lib IP_PROTOCOL_MAP (the part clients use): name -> number.
+_PROTOCOLS = {"tcp": "6", "udp": "17", "icmp": "1", "ipv6-icmp": "58", "sctp": "132"}
+_ANY_PREFIX = ("0.0.0.0/0", "::/0", None)
+
+
+def _rule_to_key(rule: dict) -> tuple[str, ...]:
+    """Neutron's duplicate test: a null remote prefix equals 0.0.0.0/0 and ::/0, a protocol
+    name equals its number (both compare as [name, number]), other nulls are equal."""
+
+    def norm(key: str, value: object) -> str:
+        if key == "remote_ip_prefix" and value in _ANY_PREFIX:
+            return "+"
+        if value is None:
+            return "+"
+        if key == "protocol" and str(value) not in ("any", "0"):
+            text = str(value)
+            names = {v: k for k, v in _PROTOCOLS.items()}
+            if text in _PROTOCOLS:
+                return f"{text}/{_PROTOCOLS[text]}"
+            if text in names:
+                return f"{names[text]}/{text}"
+        if key == "protocol":
+            return "+"
+        return str(value)
+
+    return tuple(norm(k, rule.get(k)) for k in _RULE_KEYS)
 
 
 def _create_rule(ctx: Ctx, body: dict) -> dict:
@@ -1441,9 +1480,9 @@ def _create_rule(ctx: Ctx, body: dict) -> dict:
             "Only remote_ip_prefix or remote_group_id may be provided.",
             "SecurityGroupRemoteGroupAndRemoteIpPrefix",
         )
-    body = {"ethertype": "IPv4", **body}
+    body = {"ethertype": "IPv4", **body, "security_group_id": sg["id"]}
     for rule in sg["security_group_rules"]:
-        if all(str(rule.get(k)) == str(body.get(k)) for k in _RULE_KEYS):
+        if _rule_to_key(rule) == _rule_to_key(body):
             raise ApiError(
                 409,
                 f"Security group rule already exists. Rule id is {rule['id']}.",

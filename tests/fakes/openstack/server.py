@@ -232,7 +232,7 @@ class FakeCloud:
         # A success status (e.g. 204: "deleted", yet nothing was) has no error body.
         if rule.status < 400:
             return Reply(rule.status)
-        return service.router.render_error(ApiError(rule.status, rule.message))
+        return service.router.render_error(ApiError(rule.status, rule.message, rule.kind))
 
     def _dispatch(self, service: Any, ctx: Ctx, method: str, rest: str) -> Reply:
         try:

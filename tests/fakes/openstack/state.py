@@ -90,6 +90,11 @@ class Settings:
     server_build_polls: int = 1  # GETs that still see BUILD before ACTIVE/ERROR
     server_delete_polls: int = 1  # GETs that still see a deleted server before 404
     lease_start_polls: int = 0  # GETs that still see PENDING before ACTIVE
+    # device_owner of new router interfaces: network:router_interface (legacy router),
+    # network:ha_router_replicated_interface (HA) or network:router_interface_distributed (DVR)
+    router_interface_owner: str = "network:router_interface"
+    # Instances of a flavor (by name) the site can host at once; blazar.CAPACITY otherwise.
+    flavor_capacity: dict[str, int] = field(default_factory=dict)
     token_ttl: timedelta = timedelta(hours=12)
 
 
@@ -118,6 +123,8 @@ class User:
     app_cred_id: str
     app_cred_secret: str
     app_cred_project: str
+    # Keystone's `unrestricted` is False by default; Chameleon asks users to tick it.
+    app_cred_restricted: bool = False
 
 
 @dataclass
