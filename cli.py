@@ -23,6 +23,9 @@ class Ctx:
     def __init__(self, config: Path | None, flags: dict[str, Any]):
         self.config = config
         self.flags = flags
+        #: The last settings a command loaded: main() reports a failure with their
+        #: verbosity and state dir.
+        self.loaded: Settings | None = None
 
     def settings(self, **overrides: Any) -> Settings:
         merged: dict[str, Any] = dict(self.flags)
@@ -31,7 +34,8 @@ class Ctx:
                 merged[key] = {**merged.get(key, {}), **value}
             else:
                 merged[key] = value
-        return load_settings(self.config, merged)
+        self.loaded = load_settings(self.config, merged)
+        return self.loaded
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -69,7 +73,10 @@ def cli(
     flags: dict[str, Any] = {"state_dir": state_dir, "quiet": quiet}
     if verbose:
         flags["verbose"] = verbose
-    ctx.obj = Ctx(config, flags)
+    if isinstance(ctx.obj, Ctx):  # main()'s, so that it can report a failure
+        ctx.obj.config, ctx.obj.flags = config, flags
+    else:
+        ctx.obj = Ctx(config, flags)
 
 
 def _cloud_flags(**flags: Any) -> dict[str, Any]:
@@ -1267,22 +1274,35 @@ def demo(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning expected failures into one readable message."""
+    """Entry point: run the CLI, turning failures of the outside world into one readable
+    message (errors.report: -v shows the traceback, <state dir>/errors.log keeps it)."""
+    from ggctl.errors import report
+
+    run = Ctx(None, {})
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="ggctl", standalone_mode=False)
+        cli.main(args=args, prog_name="ggctl", standalone_mode=False, obj=run)
     except click.exceptions.Abort:
         err_console.print("[yellow]Aborted.[/]")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except GgctlError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        if exc.hint:
-            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/]")
         sys.exit(130)
+    except Exception as exc:
+        settings = run.loaded
+        verbose = settings.verbose if settings else int(run.flags.get("verbose") or 0)
+        code = report(
+            exc,
+            err_console,
+            verbose=verbose,
+            state_dir=settings.state_dir if settings else None,
+            argv=args,
+        )
+        if code is None:
+            raise  # a bug in ggctl: its traceback is what a report needs
+        sys.exit(code)
     else:
         sys.exit(0)

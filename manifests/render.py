@@ -61,7 +61,9 @@ def render(
         "namespace": namespace or DEFAULT_NAMESPACE,
         "labels": labels,
         "selector": selector,
-        "pod_labels": {**selector, **labels},
+        # No strategy label on the pod template: switching k8s <-> lb, which share the
+        # Deployment and its pods, must not make a new ReplicaSet (restart every pod).
+        "pod_labels": {**selector, **{k: v for k, v in labels.items() if k != STRATEGY_LABEL}},
     }
     names = ["service.yaml.j2", "deployment.yaml.j2"]
     if s.autoscaling is not None:

@@ -42,6 +42,14 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "events", "Event", short_names=("ev",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     ResourceType(
+        "",
+        "v1",
+        "resourcequotas",
+        "ResourceQuota",
+        subresources=("status",),
+        short_names=("quota",),
+    ),
+    ResourceType(
         "apps",
         "v1",
         "deployments",
