@@ -167,7 +167,6 @@ class Cluster:
         """Turn transport failures and API error answers not handled inside into one
         readable DeployError that says what ggctl was doing."""
         from kubernetes.client.exceptions import ApiException
-        from kubernetes.dynamic.exceptions import ResourceNotFoundError
         from urllib3.exceptions import HTTPError as Urllib3Error
 
         try:
@@ -186,15 +185,23 @@ class Cluster:
                 f"{doing} at {self.host}: {err.message if err else exc}",
                 hint=err.hint if err else None,
             ) from exc
-        except ResourceNotFoundError as exc:
-            raise DeployError(
-                f"{doing}: the cluster at {self.host} does not serve it ({exc})",
-                hint="ggctl needs Kubernetes 1.23 or newer (apps/v1, autoscaling/v2, policy/v1)",
-            ) from exc
 
     def resource(self, api_version: str, kind: str) -> Any:
+        """The API resource of `kind`; raises ResourceNotFoundError if not served."""
         with self.errors(f"discovering {kind}"):
             return self.dyn.resources.get(api_version=api_version, kind=kind)
+
+    def served(self, api_version: str, kind: str) -> Any:
+        """Like resource(), with a readable error if the cluster does not serve `kind`."""
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        try:
+            return self.resource(api_version, kind)
+        except ResourceNotFoundError:
+            raise DeployError(
+                f"the cluster at {self.host} does not serve {kind} {api_version}",
+                hint="ggctl needs Kubernetes 1.23 or newer (apps/v1, autoscaling/v2, policy/v1)",
+            ) from None
 
     def server_version(self) -> str:
         with contextlib.suppress(Exception):
@@ -229,9 +236,7 @@ def ensure_namespace(cluster: Cluster, namespace: str) -> bool:
             return False
         except ApiException as exc:
             if _status_of(exc) != 404:
-                raise DeployError(
-                    f"cannot read namespace {namespace}: {api_message(exc)}"
-                ) from None
+                raise  # cluster.errors says what failed
         ns.server_side_apply(
             body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
             field_manager=FIELD_MANAGER,
@@ -263,7 +268,6 @@ def node_port_holder(cluster: Cluster, port: int) -> dict[str, Any] | None:
 
 def list_ours(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     """Every object in `namespace` labelled as ggctl's, of the kinds ggctl creates."""
-    from kubernetes.client.exceptions import ApiException
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
     found: list[dict[str, Any]] = []
@@ -273,17 +277,12 @@ def list_ours(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
                 res = cluster.resource(version, kind)
             except ResourceNotFoundError:
                 continue
-            with cluster.errors(f"listing {kind}s"):
-                try:
-                    items = res.get(
-                        namespace=namespace,
-                        label_selector=OURS_SELECTOR,
-                        _request_timeout=cluster.timeout,
-                    ).to_dict()["items"]
-                except ApiException as exc:
-                    raise DeployError(
-                        f"cannot list {kind}s in {namespace}: {api_message(exc)}"
-                    ) from None
+            with cluster.errors(f"listing {kind}s in {namespace}"):
+                items = res.get(
+                    namespace=namespace,
+                    label_selector=OURS_SELECTOR,
+                    _request_timeout=cluster.timeout,
+                ).to_dict()["items"]
             for item in items:
                 item.setdefault("kind", kind)
                 item.setdefault("apiVersion", version)
@@ -296,7 +295,7 @@ def apply_object(cluster: Cluster, obj: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply `obj` as field manager ggctl (force: ggctl's own fields are ggctl's)."""
     from kubernetes.client.exceptions import ApiException
 
-    res = cluster.resource(obj["apiVersion"], obj["kind"])
+    res = cluster.served(obj["apiVersion"], obj["kind"])
     name = obj["metadata"]["name"]
     with cluster.errors(f"applying {obj['kind']} {name}"):
         try:
@@ -310,12 +309,13 @@ def apply_object(cluster: Cluster, obj: dict[str, Any]) -> dict[str, Any]:
             ).to_dict()
         except ApiException as exc:
             msg = api_message(exc)
-            hint = None
+            err = for_person(exc)
+            hint = err.hint if err else None
             if "already allocated" in msg:
                 hint = _node_port_hint(cluster, obj)
             raise DeployError(
-                f"the cluster refused {obj['kind']} {name}: {msg}", hint=hint
-            ) from None
+                f"the cluster refused {obj['kind']} {name}: HTTP {exc.status}: {msg}", hint=hint
+            ) from exc
 
 
 def _node_port_hint(cluster: Cluster, obj: dict[str, Any]) -> str:
@@ -359,9 +359,7 @@ def delete_object(cluster: Cluster, obj: dict[str, Any]) -> None:
             )
         except ApiException as exc:
             if _status_of(exc) != 404:
-                raise DeployError(
-                    f"cannot delete {obj['kind']} {obj['metadata']['name']}: {api_message(exc)}"
-                ) from None
+                raise  # cluster.errors says what failed
 
 
 def _terminating_pods(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:

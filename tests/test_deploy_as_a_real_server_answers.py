@@ -65,9 +65,10 @@ def test_switching_k8s_and_lb_keeps_the_pods(fake_k8s, cluster):
 @pytest.mark.parametrize("fault", ["crash-loop", "image-pull"])
 def test_the_deploy_that_fixes_a_failed_one_succeeds(fake_k8s, cluster, fault):
     fake_k8s.inject(fault, image=":broken")
+    grace = {"pull_grace": 0.5} if fault == "image-pull" else {}
     with pytest.raises(RolloutFailed):
-        run(cluster, "optimized", "node-0:5000/ml-app:broken", pull_grace=0.5)
-    result = run(cluster, "optimized", IMAGE, pull_grace=0.5)  # the old pods are still there
+        run(cluster, "optimized", "node-0:5000/ml-app:broken", **grace)
+    result = run(cluster, "optimized", IMAGE, **grace)  # the old pods are still there
     assert any(c.action == "configured" for c in result.changes)
     dep = fake_k8s.get("Deployment", "ml-app")
     assert dep["status"]["readyReplicas"] == 1

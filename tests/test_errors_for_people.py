@@ -1,0 +1,157 @@
+"""Errors for people (issue 13): every failure of the outside world reaches the user as one
+message with the server's own text and a next step, never a traceback; `-v` shows the
+traceback and <state dir>/errors.log keeps it. Outside text is printed as text, never read
+as rich markup. Driven through `ggctl.cli.main` against the fake API (injected answers)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from fakes.kubernetes import FakeKubernetes
+from rich.console import Console
+
+from ggctl.ansible_events import ProgressModel, failure_report
+from ggctl.cluster import ClusterError
+from ggctl.errors import report
+
+IMAGE = "node-0:5000/ml-app:0123456789ab"
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    from ggctl.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    # rich wraps at the terminal's width, at a space: undo it to compare texts
+    return int(exc.value.code or 0), out, " ".join(err.split())
+
+
+def deploy_args(state: Path, fake: FakeKubernetes, *extra: str) -> list[str]:
+    return [
+        "--state-dir",
+        str(state),
+        *extra,
+        "deploy",
+        "--kubeconfig",
+        str(fake.kubeconfig_path),
+        "--image",
+        IMAGE,
+        "--strategy",
+        "k8s",
+        "--timeout",
+        "30",
+    ]
+
+
+# 23 -------------------------------------------------------------------------------------
+
+
+def test_cluster_texts_are_printed_as_they_are(fake_k8s, tmp_path, capsys):
+    fake_k8s.inject(
+        "crash-loop",
+        image=":broken",
+        log="[2025-01-01 00:00:00] GET [/healthz] 500\nKeyError: [ml-app]\n",
+    )
+    code, _out, err = cli(
+        capsys,
+        "--state-dir",
+        str(tmp_path / "s"),
+        "deploy",
+        "--kubeconfig",
+        str(fake_k8s.kubeconfig_path),
+        "--image",
+        "node-0:5000/ml-app:broken",
+        "--strategy",
+        "k8s",
+    )
+    assert code == 1
+    assert "GET [/healthz] 500" in err and "KeyError: [ml-app]" in err
+    assert "Traceback" not in err
+
+
+def test_an_unready_pod_names_its_container(fake_k8s, tmp_path, capsys):
+    fake_k8s.inject("never-ready", image="ml-app")
+    args = deploy_args(tmp_path / "s", fake_k8s)
+    args[args.index("--timeout") + 1] = "2"
+    code, _out, err = cli(capsys, *args)
+    assert code == 1
+    assert "containers with unready status: [ml-kube-app]" in err
+
+
+def test_an_ansible_failure_names_its_role_and_task():
+    model = ProgressModel()
+    model.feed({"event": "playbook_on_task_start", "event_data": {"task": "install", "role": "x"}})
+    model.feed(
+        {
+            "event": "runner_on_failed",
+            "event_data": {
+                "host": "node-1",
+                "task": "Install kubelet, kubeadm, kubectl",
+                "role": "kube_packages",
+                "res": {"msg": "No package matching 'kubelet' is available [/etc/apt]"},
+            },
+        }
+    )
+    out = io.StringIO()
+    code = report(ClusterError(failure_report(model)), Console(file=out, width=300))
+    assert code == 1
+    text = out.getvalue()
+    assert "node-1: failed in [kube_packages : Install kubelet, kubeadm, kubectl]" in text
+    assert "is available [/etc/apt]" in text
+
+
+# errors for people ----------------------------------------------------------------------
+
+FORBIDDEN = (
+    'namespaces "default" is forbidden: User "system:serviceaccount:default:ci" cannot get '
+    'resource "namespaces" in API group "" in the namespace "default"'
+)
+CASES = [
+    (401, "Unauthorized", "Unauthorized", "credentials"),
+    (403, "Forbidden", FORBIDDEN, "RBAC"),
+    (404, "NotFound", "the server could not find the requested resource", "namespace"),
+    (409, "Conflict", 'Operation cannot be fulfilled on namespaces "default"', "again"),
+    (422, "Invalid", 'Namespace "default" is invalid: metadata.name: Invalid value', "invalid"),
+    (500, "InternalError", "Internal error occurred: etcdserver: request timed out", "readyz"),
+    (503, "ServiceUnavailable", "the server is currently unable to handle the request", "readyz"),
+]
+
+
+@pytest.mark.parametrize(("code", "reason", "message", "hint"), CASES)
+def test_every_api_answer_is_one_message_with_the_servers_text(
+    fake_k8s, tmp_path, capsys, code, reason, message, hint
+):
+    fake_k8s.fail_http(code, reason, message, path="/api/v1/namespaces/default", method="GET")
+    state = tmp_path / "s"
+    rc, _out, err = cli(capsys, *deploy_args(state, fake_k8s))
+    assert rc == 1
+    assert "Traceback" not in err
+    assert f"HTTP {code}" in err and message in err
+    assert "hint:" in err and hint in err
+    log = (state / "errors.log").read_text()
+    assert "Traceback" in log and "ApiException" in log
+    rc, _out, err = cli(capsys, *deploy_args(state, fake_k8s, "-v"))
+    assert rc == 1 and "Traceback" in err and message in err
+
+
+def test_a_refused_connection_is_one_message(tmp_path, capsys):
+    dead = FakeKubernetes().start()
+    dead.kubeconfig_path = dead.kubeconfig(tmp_path / "kc")  # type: ignore[attr-defined]
+    dead.stop()
+    rc, _out, err = cli(capsys, *deploy_args(tmp_path / "s", dead))
+    assert rc == 1 and "Traceback" not in err
+    assert "cannot reach the Kubernetes API" in err and "Connection refused" in err
+
+
+def test_a_failure_during_the_rollout_is_one_message(fake_k8s, tmp_path, capsys):
+    # the Deployment applies, then every read of its ReplicaSets fails
+    fake_k8s.fail_http(
+        500, message="Internal error occurred: etcd leader changed", path="/replicasets"
+    )
+    rc, _out, err = cli(capsys, *deploy_args(tmp_path / "s", fake_k8s))
+    assert rc == 1 and "Traceback" not in err
+    assert "waiting for the rollout of Deployment ml-kube-app" in err
+    assert "etcd leader changed" in err
