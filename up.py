@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ggctl.cluster.tunnel import api_access, kubeconfig_server  # noqa: F401 - used by up and its tests
 from ggctl.errors import GgctlError
 from ggctl.state import StateDir
-from ggctl.tunnel import api_access, kubeconfig_server  # noqa: F401 - used by up and its tests
 
 STEPS = ("reserve", "cluster", "build", "deploy")
 STATE_NAME = "up"
@@ -150,8 +150,8 @@ def run_up(
     on_step: Callable[[Step], None] | None = None,
 ) -> UpResult:
     """reserve → cluster → build → deploy for the settings, skipping what is done."""
-    from ggctl.build import image_name, prepare, run_build
-    from ggctl.cluster import run_from_settings
+    from ggctl.cluster.run import run_from_settings
+    from ggctl.image.build import image_name, prepare, run_build
     from ggctl.manifests.deploy import run_deploy
     from ggctl.manifests.strategy import get_strategy
     from ggctl.provision.reserve import reserve

@@ -1,6 +1,6 @@
 """`ggctl evaluate`: the challenge's evaluation against the deployed service on Kubernetes.
 
-Same shape as `ggctl demo` (demo.py), with the cluster in place of the local server: find
+Same shape as `ggctl demo` (local/demo.py), with the cluster in place of the local server: find
 the service's URL, check it answers /readyz, run the profile with the Locust engine while a
 `KubernetesSampler` samples the app's pods every 5 s of *profile* time (every 5 / speed
 wall seconds for a compressed profile), then score the run exactly as the demo does and

@@ -45,9 +45,9 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
+from ggctl.cluster.kubeclient import api_client
 from ggctl.errors import GgctlError, status_message
 from ggctl.evaluate.monitor import Sample
-from ggctl.kubeclient import api_client
 from ggctl.manifests.strategy import POD_SELECTOR, STRATEGY_LABEL
 
 log = logging.getLogger(__name__)

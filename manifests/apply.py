@@ -19,8 +19,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from ggctl.cluster.kubeclient import api_client
 from ggctl.errors import GgctlError, for_person, status_message
-from ggctl.kubeclient import api_client
 
 from .render import KIND_ORDER
 from .strategy import OURS_SELECTOR, STRATEGY_LABEL

@@ -19,7 +19,8 @@ from build_helpers import install_fake_node, write_ssh_config
 from conftest import make_linear_model
 from test_dockerfile import instructions
 
-from ggctl.build import (
+from ggctl.cli import main
+from ggctl.image.build import (
     BUILDKIT_SOCKET,
     BuildError,
     buildctl_argv,
@@ -27,8 +28,7 @@ from ggctl.build import (
     registry_check_argv,
     remote_build,
 )
-from ggctl.buildctx import APP_DIR, DockerIgnore, build_context
-from ggctl.cli import main
+from ggctl.image.context import APP_DIR, DockerIgnore, build_context
 
 IMAGE = "node-0:5000/ml-app:0123456789ab"
 

@@ -49,6 +49,20 @@ def test_help_lists_every_command():
         assert command in r.stdout
 
 
+def test_help_shows_the_journey_in_its_order_and_every_command_in_a_panel():
+    from ggctl.cli import cli
+
+    r = ggctl("--help")
+    lines = r.stdout.splitlines()
+    journey = next(i for i, line in enumerate(lines) if "The journey" in line)
+    listed = [line.split()[1] for line in lines[journey + 1 :] if line.startswith("│ ")]
+    steps = [name for name in listed if name in JOURNEY and name != "status"]
+    assert steps == ["reserve", "cluster", "build", "deploy", "evaluate", "teardown"]
+    # A command outside every panel would land in rich-click's catch-all "Commands" panel.
+    assert "Commands" not in r.stdout
+    assert set(cli.commands) <= set(listed)
+
+
 def test_version():
     r = ggctl("--version")
     assert r.returncode == 0

@@ -20,18 +20,19 @@ import pytest
 import yaml
 from rich.console import Console
 
-from ggctl import cluster, tunnel
-from ggctl.ansible_events import (
+from ggctl.cluster import run as cluster
+from ggctl.cluster import tunnel
+from ggctl.cluster.events import (
     ProgressModel,
     RichProgress,
     failure_lines,
     failure_report,
     summary_tables,
 )
-from ggctl.cluster import ClusterError
+from ggctl.cluster.run import ClusterError
+from ggctl.cluster.tunnel import SshTarget
 from ggctl.ports import free_port, port_free
 from ggctl.state import StateDir
-from ggctl.tunnel import SshTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from ggctl.config import load_settings
-from ggctl.demo import DemoError, demo_profile, free_port, run_demo
 from ggctl.errors import GgctlError
 from ggctl.evaluate.scoring import read_request_log
+from ggctl.local.demo import DemoError, demo_profile, free_port, run_demo
 
 
 def settings_for(tmp_path: Path, **demo):

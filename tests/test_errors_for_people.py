@@ -12,8 +12,8 @@ import pytest
 from fakes.kubernetes import FakeKubernetes
 from rich.console import Console
 
-from ggctl.ansible_events import ProgressModel, failure_report
-from ggctl.cluster import ClusterError
+from ggctl.cluster.events import ProgressModel, failure_report
+from ggctl.cluster.run import ClusterError
 from ggctl.errors import report
 
 IMAGE = "node-0:5000/ml-app:0123456789ab"

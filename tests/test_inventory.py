@@ -84,7 +84,7 @@ def test_lb_pool_reaches_metallb_and_stays_out_of_dhcp(tmp_path):
 
 
 def test_cluster_reads_the_inventory_reserve_writes(tmp_path):
-    from ggctl.cluster import default_inventory
+    from ggctl.cluster.run import default_inventory
     from ggctl.inventory.ansible import INVENTORY_FILE
     from ggctl.state import StateDir
 

@@ -163,7 +163,7 @@ def test_reserved_inventory_feeds_the_cluster_step(fake_cloud, alice, tmp_path):
     """What reserve writes from a (fake) reservation is what `ggctl cluster` runs on."""
     from test_inventory import ANSIBLE_INVENTORY, run_ansible_inventory
 
-    from ggctl import cluster
+    from ggctl.cluster import run as cluster
 
     if not ANSIBLE_INVENTORY.exists():
         pytest.skip("ansible-core not installed")

@@ -18,9 +18,9 @@ from build_helpers import install_fake_node
 from cloud_helpers import FAST, FULL, clean_os_env, held, make_key, mutations
 from conftest import make_linear_model
 
-from ggctl.buildctx import APP_DIR, build_context
 from ggctl.cli import main
 from ggctl.config import load_settings
+from ggctl.image.context import APP_DIR, build_context
 from ggctl.ports import free_port, port_free
 from ggctl.state import StateDir
 from ggctl.up import api_access, build_done, cluster_done, deploy_done, kubeconfig_server

@@ -33,7 +33,7 @@ from typing import IO
 
 from ggctl.errors import GgctlError
 
-APP_DIR = Path(__file__).resolve().parent / "app"
+APP_DIR = Path(__file__).resolve().parents[1] / "app"
 MODEL_NAME = "model.onnx"  # the Dockerfile's ARG MODEL default
 CONTEXT = "context"
 DOCKERFILE = "dockerfile"

@@ -211,7 +211,7 @@ def run_demo(
 
     model = settings.serve.model
     if model is None:
-        from ggctl.serving import default_model
+        from ggctl.local.serving import default_model
 
         if not quiet:
             console.print(

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from ggctl.cluster import KUBECONFIG, ClusterError, default_inventory, resolve_inventory, tool
+from ggctl.cluster.run import KUBECONFIG, ClusterError, default_inventory, resolve_inventory, tool
 from ggctl.ports import free_port, port_free
 from ggctl.state import StateDir
 

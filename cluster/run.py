@@ -9,7 +9,7 @@
     RichProgress      the live display on top of ProgressModel
     run_plan          run it; full log in the run directory; kubeconfig into the state dir
 
-The event display lives in ansible_events.py, the API tunnel in tunnel.py.
+The event display lives in events.py, the API tunnel in tunnel.py (this package).
 
 Nothing here talks to a cloud: the inventory is the only input, so any three Ubuntu hosts
 work (`ggctl cluster --inventory FILE`).
@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from ggctl.ansible_events import ProgressModel, RichProgress, failure_report, summary_tables
+from ggctl.cluster.events import ProgressModel, RichProgress, failure_report, summary_tables
 from ggctl.errors import GgctlError
 from ggctl.inventory.ansible import INVENTORY_FILE
 from ggctl.state import StateDir

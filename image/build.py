@@ -2,7 +2,7 @@
 
     resolve_model     --model, else [serve] model, else the built-in demo model
     choose_for_build  --int8-if-better: that model or its int8 twin (ggctl.model.select)
-    prepare           the model checked, its build context (ggctl.buildctx) and the image name
+    prepare           the model checked, its build context (ggctl.image.context) and the image name
     buildctl_argv     the exact `buildctl build` command line run on node-0
     remote_script     what runs there: unpack the tar from stdin into a temporary folder, build
     registry_check    `curl` on node-0 asking the registry for the tag's manifest (HEAD)
@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ggctl.buildctx import CONTEXT, DOCKERFILE, BuildContext, build_context
 from ggctl.errors import GgctlError
+from ggctl.image.context import CONTEXT, DOCKERFILE, BuildContext, build_context
 from ggctl.state import StateDir
 
 REGISTRY = "node-0:5000"
@@ -106,9 +106,9 @@ def choose_for_build(
     choice.json go to <state>/models/choice-<fp32 sha256>/, or to a temporary folder on a
     dry run, which leaves the state folder untouched.
     """
-    from ggctl.buildctx import sha256_file
+    from ggctl.image.context import sha256_file
+    from ggctl.local.serving import check_model
     from ggctl.model.select import choose_model
-    from ggctl.serving import check_model
 
     fp32 = resolve_model(settings, model, cache=not dry_run)
     check_model(fp32)
@@ -135,7 +135,7 @@ def prepare(
     settings: Any, model: Path | None = None, tag: str | None = None, *, dry_run: bool = False
 ) -> BuildPlan:
     """The model (checked to be servable), its context, and the image it becomes."""
-    from ggctl.serving import check_model
+    from ggctl.local.serving import check_model
 
     path = resolve_model(settings, model, cache=not dry_run)
     check_model(path)

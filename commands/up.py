@@ -1,0 +1,99 @@
+"""`ggctl up` / `ggctl down`: the whole journey, each step skipped when done (up.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import rich_click as click
+
+from ggctl.commands.base import (
+    Ctx,
+    choice_options,
+    chosen_model,
+    cloud_flags,
+    console,
+    err_console,
+    model_option,
+    name_option,
+    os_cloud_option,
+    pass_ctx,
+    site_option,
+)
+from ggctl.commands.teardown import teardown as teardown_command
+
+
+@click.command()
+@click.option(
+    "--strategy",
+    type=click.Choice(["k8s", "lb", "hpa", "optimized"]),
+    help="Deploy strategy (default: [deploy] strategy, optimized).",
+)
+@model_option
+@choice_options
+@click.option(
+    "--key",
+    "public_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SSH public key (default ~/.ssh/id_ed25519.pub, else id_rsa.pub).",
+)
+@name_option
+@site_option
+@os_cloud_option
+@pass_ctx
+def up(
+    ctx: Ctx,
+    strategy: str | None,
+    model: Path | None,
+    int8_if_better: bool,
+    data: Path | None,
+    max_drop: float,
+    public_key: Path | None,
+    name: str | None,
+    site: str | None,
+    os_cloud: str | None,
+) -> None:
+    """From nothing to a URL: reserve → cluster → build → deploy, skipping what is done."""
+    from ggctl.provision.show import configure_logging
+    from ggctl.up import run_up, steps_table
+
+    settings = ctx.settings(
+        deploy={"strategy": strategy},
+        **cloud_flags(name=name, site=site, os_cloud=os_cloud, public_key=public_key),
+    )
+    configure_logging(settings.verbose)
+    model = chosen_model(settings, model, int8_if_better, data, max_drop)
+
+    def show(step: Any) -> None:
+        mark = {"ran": "[green]✓[/]", "skipped": "[dim]–[/]", "failed": "[red]✗[/]"}
+        err_console.print(
+            f"{mark.get(step.status, '?')} [bold]{step.name}[/] {step.status} "
+            f"in {step.seconds:.1f} s: {step.detail}",
+            highlight=False,
+        )
+
+    result = run_up(settings, model=model, console=err_console, on_step=show)
+    console.print(steps_table(result))
+    console.print(
+        f"service: {result.url}  (open it in a browser to classify a photo; "
+        f"{result.url}test runs the bundled test image)",
+        highlight=False,
+    )
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; change nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@name_option
+@site_option
+@os_cloud_option
+@click.pass_context
+def down(cctx: click.Context, dry_run: bool, **kw: Any) -> None:
+    """Undo `ggctl up`: teardown, then forget the cluster, image and deployment records."""
+    from ggctl.up import forget_markers
+
+    cctx.invoke(teardown_command, dry_run=dry_run, **kw)
+    if not dry_run:
+        forgot = forget_markers(cctx.find_object(Ctx).settings().state_dir)
+        if forgot:
+            console.print(f"forgot {', '.join(forgot)}", highlight=False)
