@@ -19,6 +19,8 @@ from .strategy import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     STRATEGY_LABEL,
+    TMP_MOUNT,
+    TMP_SIZE_LIMIT,
     Strategy,
     get_strategy,
 )
@@ -61,6 +63,8 @@ def render(
         "namespace": namespace or DEFAULT_NAMESPACE,
         "labels": labels,
         "selector": selector,
+        "tmp_mount": TMP_MOUNT,
+        "tmp_size": TMP_SIZE_LIMIT,
         # No strategy label on the pod template: switching k8s <-> lb, which share the
         # Deployment and its pods, must not make a new ReplicaSet (restart every pod).
         "pod_labels": {**selector, **{k: v for k, v in labels.items() if k != STRATEGY_LABEL}},
