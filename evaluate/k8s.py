@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ggctl.cluster.kubeclient import api_client
-from ggctl.errors import GgctlError, status_message
+from ggctl.errors import GgctlError, for_person, status_message
 from ggctl.evaluate.monitor import Sample
 from ggctl.manifests.strategy import POD_SELECTOR, STRATEGY_LABEL
 
@@ -371,11 +371,13 @@ class KubernetesSampler:
         try:
             return self.sample()
         except ApiException as exc:
+            err = for_person(exc)
             raise KubernetesSamplerError(
-                f"cannot list pods in namespace {self.namespace!r} at {self.host}: "
-                f"HTTP {exc.status} {exc.reason}",
-                hint="check --kubeconfig and --namespace (the ones `ggctl deploy` used)",
-            ) from None
+                f"cannot sample the pods in namespace {self.namespace!r} at {self.host}: "
+                f"{err.message if err else exc}",
+                hint=(err.hint + "; " if err and err.hint else "")
+                + "check --kubeconfig and --namespace (the ones `ggctl deploy` used)",
+            ) from exc
         except HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
             raise KubernetesSamplerError(

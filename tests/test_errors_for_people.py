@@ -155,3 +155,43 @@ def test_a_failure_during_the_rollout_is_one_message(fake_k8s, tmp_path, capsys)
     assert rc == 1 and "Traceback" not in err
     assert "waiting for the rollout of Deployment ml-kube-app" in err
     assert "etcd leader changed" in err
+
+
+@pytest.mark.parametrize(("code", "reason", "message", "hint"), CASES[:2] + CASES[-2:])
+def test_evaluate_reports_api_answers_in_one_message(
+    fake_k8s, live_server, tmp_path, capsys, code, reason, message, hint
+):
+    fake_k8s.fail_http(code, reason, message, path="/pods", method="GET")
+    state = tmp_path / "s"
+    rc, _out, err = cli(
+        capsys,
+        "--state-dir",
+        str(state),
+        "evaluate",
+        "--url",
+        live_server.base_url,
+        "--kubeconfig",
+        str(fake_k8s.kubeconfig_path),
+        "--profile",
+        "smoke",
+    )
+    assert rc == 1 and "Traceback" not in err
+    assert "cannot sample the pods in namespace 'default'" in err
+    assert f"HTTP {code}" in err and message in err and hint in err
+    assert "Traceback" in (state / "errors.log").read_text()
+
+
+def test_evaluate_against_a_hung_api_server_is_one_message(tmp_path, live_server, capsys):
+    with FakeKubernetes() as fake:
+        kc = fake.kubeconfig(tmp_path / "kc")
+        fake.fail_http(code=0, delay_s=30, path="/pods")
+        from ggctl.evaluate.k8s import KubernetesSampler, KubernetesSamplerError
+
+        sampler = KubernetesSampler.from_kubeconfig(kc, request_timeout_s=1)
+        try:
+            with pytest.raises(KubernetesSamplerError) as err:
+                sampler.check()
+        finally:
+            sampler.close()
+    assert "cannot reach the Kubernetes API" in err.value.message
+    assert "timed out" in err.value.message.lower()
