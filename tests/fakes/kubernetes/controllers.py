@@ -345,7 +345,8 @@ class Controllers:
         failed = next(
             (
                 c
-                for rs in owned
+                # the new ReplicaSet's failure first, as getReplicaFailures does
+                for rs in sorted(owned, key=lambda r: r["metadata"]["name"] != new_name)
                 for c in rs.get("status", {}).get("conditions", [])
                 if c["type"] == "ReplicaFailure" and c["status"] == "True"
             ),
