@@ -94,7 +94,13 @@ def _transport(exc: BaseException) -> GgctlError | None:
                 "check the URL and that the service is up, then run the command again",
             )
         if isinstance(exc, requests.RequestException):
-            return GgctlError(f"request failed: {exc}", "check the URL and that the service is up")
+            req = exc.request
+            inner = exc.args[0] if exc.args else exc
+            reason = getattr(inner, "reason", None) or inner  # urllib3's own, not its wrapper
+            where = f"{req.method} {req.url}" if req is not None else "a request"
+            return GgctlError(
+                f"{where} failed: {reason}", "check the URL and that the service is up"
+            )
     return None
 
 

@@ -195,3 +195,52 @@ def test_evaluate_against_a_hung_api_server_is_one_message(tmp_path, live_server
             sampler.close()
     assert "cannot reach the Kubernetes API" in err.value.message
     assert "timed out" in err.value.message.lower()
+
+
+def _real_failures(tmp_path):
+    """Exceptions as the libraries really raise them (no stand-ins)."""
+    import socket
+    import subprocess
+
+    import requests
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        requests.get(f"http://127.0.0.1:{port}/v2/", timeout=5)
+    except requests.RequestException as exc:
+        yield exc, f"GET http://127.0.0.1:{port}/v2/ failed", "Connection refused"
+    try:
+        subprocess.run(
+            ["sh", "-c", "echo 'ERROR: failed to push [node-0:5000/ml-app]' >&2; exit 3"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        yield exc, "exited with status 3", "failed to push [node-0:5000/ml-app]"
+    try:
+        subprocess.run([str(tmp_path / "no-such-buildctl")], check=True)
+    except FileNotFoundError as exc:
+        yield exc, "no-such-buildctl", "No such file"
+
+
+def test_failures_of_the_tools_behind_cluster_and_build_are_one_message(tmp_path):
+    found = list(_real_failures(tmp_path))
+    assert len(found) == 3
+    for exc, what, text in found:
+        out = io.StringIO()
+        code = report(exc, Console(file=out, width=500), state_dir=tmp_path / "s", argv=["build"])
+        printed = " ".join(out.getvalue().split())
+        assert code == 1 and "Traceback" not in printed, printed
+        assert what in printed and text in printed and "hint:" in printed
+        assert "errors.log" in printed
+    assert (tmp_path / "s" / "errors.log").read_text().count(" ggctl build\n") == 3
+
+
+def test_a_bug_in_ggctl_is_not_dressed_up(tmp_path):
+    out = io.StringIO()
+    assert report(KeyError("x"), Console(file=out), state_dir=tmp_path) is None
+    assert out.getvalue() == ""  # main() re-raises it with its traceback
+    assert "KeyError" in (tmp_path / "errors.log").read_text()
