@@ -14,7 +14,7 @@ def ggctl(*args, env=None, cwd=None):
         [sys.executable, "-m", "ggctl", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         env=env,
         cwd=cwd,
     )

@@ -132,7 +132,7 @@ def test_credentials_never_appear_anywhere(fake_cloud, tmp_path, auth):
             [sys.executable, "-m", "ggctl", "-vv", "--state-dir", str(state), *args],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=600,
             env=env,
         )
         assert r.returncode == 0, r.stderr[-3000:]

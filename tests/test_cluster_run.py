@@ -421,7 +421,7 @@ def _ggctl(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=300,
     )
 
 

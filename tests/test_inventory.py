@@ -43,7 +43,7 @@ def run_ansible_inventory(path: Path, tmp_path: Path) -> dict:
         [str(ANSIBLE_INVENTORY), "--list", "-i", str(path)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         env=env,
     )
     assert r.returncode == 0, r.stderr

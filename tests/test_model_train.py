@@ -28,7 +28,9 @@ from ggctl.app.preprocess import preprocess
 from ggctl.model.dataset import DatasetError
 from ggctl.model.recipe import Recipe, RecipeError
 
-pytestmark = pytest.mark.tensorflow
+# The first test pays for the module's training runs (bounded: 10 epochs of 352 images at
+# 64 px); on a busy 2-core machine that takes many minutes, so the hang detector is wide.
+pytestmark = [pytest.mark.tensorflow, pytest.mark.timeout(3600)]
 pytest.importorskip("tensorflow")
 
 PER_SPLIT = {"training": 32, "validation": 6, "evaluation": 6}  # images per class

@@ -28,7 +28,7 @@ def wheel(tmp_path_factory) -> Path:
         ],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=900,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     (whl,) = out.glob("ggctl-*.whl")
@@ -75,7 +75,7 @@ def test_installed_wheel_runs_and_finds_its_files(wheel, tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=900,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert not (target / "app").exists() and not (target / "provision").exists()
@@ -88,7 +88,7 @@ def test_installed_wheel_runs_and_finds_its_files(wheel, tmp_path):
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
         cwd=tmp_path,
     )
