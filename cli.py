@@ -20,7 +20,7 @@ from ggctl.commands.base import Ctx, err_console
     commands=["reserve", "cluster", "build", "deploy", "evaluate", "teardown", "up", "down"],
 )
 @click.command_panel("While it runs", commands=["status", "extend", "ssh", "kubectl", "report"])
-@click.command_panel("On your machine", commands=["demo", "serve", "model", "config"])
+@click.command_panel("On your machine", commands=["demo", "predict", "serve", "model", "config"])
 @click.version_option(__version__, prog_name="ggctl")
 @click.option(
     "--config",

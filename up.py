@@ -21,6 +21,7 @@ kubeconfig, build.json, deploy.json, up.json), so that the next `up` starts clea
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from typing import Any
 from ggctl.cluster.tunnel import api_access, kubeconfig_server  # noqa: F401 - used by up and its tests
 from ggctl.errors import GgctlError
 from ggctl.state import StateDir
+
+log = logging.getLogger(__name__)
 
 STEPS = ("reserve", "cluster", "build", "deploy")
 STATE_NAME = "up"
@@ -51,6 +54,9 @@ class UpResult:
     strategy: str = ""
     image: str = ""
     url: str | None = None
+    #: the LoadBalancer address (MetalLB's pool on the cluster network: reachable from the
+    #: nodes and the other VMs of the lease, not from outside), when the Service has one
+    lb_url: str | None = None
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)
@@ -106,6 +112,37 @@ def deploy_done(state: StateDir, strategy: str, image: str, namespace: str) -> t
 def service_url(provision: dict[str, Any] | None, node_port: int) -> str | None:
     fip = (provision or {}).get("floating_ip")
     return f"http://{fip}:{node_port}/" if fip else None
+
+
+def load_balancer_url(settings: Any, strategy: Any) -> str | None:
+    """http://<ingress address>:<port>/ of the strategy's Service, as its status reports it
+    (`kubectl get svc` EXTERNAL-IP); None for a NodePort Service or while it is <pending>.
+    Read once after the rollout; MetalLB assigns within a second of the Service's creation."""
+    if strategy.service_type != "LoadBalancer":
+        return None
+    from kubernetes.client import CoreV1Api
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    from ggctl.manifests.apply import Cluster
+    from ggctl.manifests.deploy import resolve_kubeconfig
+
+    cluster = Cluster.from_kubeconfig(resolve_kubeconfig(settings))
+    try:
+        svc = CoreV1Api(cluster.api_client).read_namespaced_service(
+            strategy.service, settings.deploy.namespace, _request_timeout=cluster.timeout
+        )
+    except (ApiException, HTTPError) as exc:
+        # only a display: the deploy itself succeeded, the node-port URL still works
+        log.debug("cannot read Service %s: %s", strategy.service, exc)
+        return None
+    finally:
+        cluster.close()
+    for ingress in (svc.status.load_balancer.ingress if svc.status.load_balancer else None) or []:
+        host = ingress.ip or ingress.hostname
+        if host:
+            return f"http://{host}:{strategy.service_port}/"
+    return None
 
 
 # --------------------------------------------------------------------------- up
@@ -220,6 +257,7 @@ def run_up(
         else:
             with api_access(deploy_settings, state, inventory):
                 deployed = run_deploy(deploy_settings, console=console)
+                result.lb_url = load_balancer_url(deploy_settings, strategy)
             changed = sum(c.action != "unchanged" for c in deployed.changes)
             step.status = "ran"
             step.detail = (
@@ -227,11 +265,14 @@ def run_up(
             )
 
     result.url = service_url(provision, strategy.node_port)
+    if result.step("deploy").status == "skipped":
+        result.lb_url = (state.read(STATE_NAME) or {}).get("lb_url")
     _remember(
         state,
         strategy=strategy.name,
         image=image,
         url=result.url,
+        lb_url=result.lb_url,
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
         steps={s.name: {"status": s.status, "seconds": round(s.seconds, 2)} for s in result.steps},
     )

@@ -30,6 +30,9 @@ class ServeOptions:
     max_inflight: int = 0  # 0: auto
     max_upload_mb: float = 10.0
     timeout: int = 30
+    #: Seconds an idle keep-alive connection stays open; 0: one request per connection, so
+    #: that kube-proxy, which balances connections, balances every request over the pods.
+    keepalive: int = 5
     access_log: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -61,7 +64,7 @@ class ServeOptions:
             "timeout": self.timeout,
             # Kubernetes sends SIGTERM at scale-down; in-flight requests get this long to finish.
             "graceful_timeout": 25,
-            "keepalive": 5,
+            "keepalive": self.keepalive,
             "accesslog": "-" if self.access_log else None,
             "errorlog": "-",
             "loglevel": "info",

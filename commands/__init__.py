@@ -11,6 +11,7 @@ Each module only parses flags, calls one function of the step's own package and 
     up.py         up, down                            up.py (the journey in one go)
     serve.py      serve                               local/, app/
     demo.py       demo                                local/, evaluate/
+    predict.py    predict                             predict/ (simulation), local/
     model.py      model export|quantize|choose|...    model/
     config.py     config show                         config.py
     base.py       the context, consoles and options several commands share
@@ -25,6 +26,7 @@ from ggctl.commands.demo import demo
 from ggctl.commands.deploy import deploy
 from ggctl.commands.evaluate import evaluate, report
 from ggctl.commands.model import model_group
+from ggctl.commands.predict import predict
 from ggctl.commands.reserve import extend, reserve, ssh, status
 from ggctl.commands.serve import serve
 from ggctl.commands.teardown import teardown
@@ -46,6 +48,7 @@ COMMANDS = (
     down,
     serve,
     demo,
+    predict,
     model_group,
     config_group,
 )

@@ -79,6 +79,12 @@ def up(
         f"{result.url}test runs the bundled test image)",
         highlight=False,
     )
+    if result.lb_url:
+        console.print(
+            f"load balancer: {result.lb_url}  (the Service's EXTERNAL-IP, on the cluster "
+            "network: from the nodes and the lease's other VMs)",
+            highlight=False,
+        )
 
 
 @click.command()

@@ -29,9 +29,12 @@ usage into "used". Here:
 
 Requests: a container with no request but a limit gets the limit as request (Kubernetes'
 defaulting); with neither, 0. Limits: if any counted container has no limit for a resource,
-the sum is None (unbounded), not a partial sum. Usage: summed over the counted pods that
-have PodMetrics; None when none of them has any yet (metrics-server needs a scrape or two
-after a pod starts, or is not installed), 0.0 when no pod is counted at all.
+the sum is None (unbounded), not a partial sum. Usage: summed over the counted pods, None
+while any of them has no PodMetrics yet (metrics-server reports a pod only after two
+scrapes saw it running, 15-30 s after it starts, or is not installed): a partial sum would
+show a dip at every scale-up, when the new pods already take their share of the load but
+have no metrics yet. 0.0 when no pod is counted at all. `details` records how many counted
+pods had metrics.
 """
 
 from __future__ import annotations
@@ -326,7 +329,7 @@ class KubernetesSampler:
         if not counted:
             cpu_use: float | None = 0.0
             mem_use: float | None = 0.0
-        elif usage:
+        elif len(usage) == len(counted):
             cpu_use = sum(u[0] for u in usage.values())
             mem_use = sum(u[1] for u in usage.values()) / 1024
         else:

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from ggctl.manifests.apply import Cluster, DeployError, RolloutFailed, deploy
 from ggctl.manifests.render import render
+from ggctl.manifests.strategy import OPT_RESOURCES
 
 IMAGE = "node-0:5000/ml-app:0123456789ab"
 
@@ -108,7 +109,7 @@ def test_pods_refused_by_a_quota_are_reported_at_once(fake_k8s, cluster):
         run(cluster, "optimized", timeout=600)
     assert err.value.reason == "FailedCreate"
     assert "exceeded quota: small" in err.value.message
-    assert "requests.memory=256Mi" in err.value.message
+    assert f"requests.memory={OPT_RESOURCES.memory_request}" in err.value.message
     assert "quota" in (err.value.hint or "")
 
 
@@ -117,8 +118,9 @@ def test_pods_refused_by_a_quota_are_reported_at_once(fake_k8s, cluster):
 
 @pytest.fixture
 def slow_fake(tmp_path):
-    # 5x: a 30 s grace period takes 6 s; pods linger for their whole grace period
-    with FakeKubernetes(speed=5.0, timings=Timings(terminate_s=1000)) as fake:
+    # 5x: a 30 s grace period takes 6 s; the app ignores SIGTERM, so a pod lingers for its
+    # whole grace period (until the kubelet's SIGKILL)
+    with FakeKubernetes(speed=5.0, timings=Timings(sigterm_exit_s=1000)) as fake:
         fake.kubeconfig_path = fake.kubeconfig(tmp_path / "kubeconfig")
         yield fake
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 from fakes.kubernetes import ApiError, FakeKubernetes
+from fakes.kubernetes.resources import by_kind
 from PIL import Image
 from rich.console import Console
 
@@ -136,7 +137,12 @@ def test_a_missing_limit_makes_the_sum_unbounded_and_a_limit_defaults_the_reques
 def test_sampler_sums_requests_limits_and_usage_of_the_app_pods(fake_k8s, sampler):
     deploy_strategy(fake_k8s, "lb")  # 5 replicas of cpu 1/2, memory 2Gi/4Gi
     fake_k8s.set_usage(lambda p, t: (0.25, 300 * 2**20))
-    s = sampler.sample()
+    # metrics-server reports a pod after two scrapes (15-30 cluster seconds), and a
+    # change of usage at its next scrape
+    s = fake_k8s.wait_for(
+        lambda: (x := sampler.sample()).cpu_use_core == pytest.approx(1.25) and x,
+        what="pod metrics",
+    )
     assert s.n_replica == 5
     assert s.cpu_req_core == pytest.approx(5.0)
     assert s.mem_req_KB == pytest.approx(5 * 2 * GI_KB)
@@ -150,11 +156,36 @@ def test_sampler_sums_requests_limits_and_usage_of_the_app_pods(fake_k8s, sample
     assert sampler.strategies == {"lb"}
 
 
+def test_a_new_pod_without_metrics_yet_makes_usage_unknown_not_a_partial_sum(fake_k8s, sampler):
+    deploy_strategy(fake_k8s, "lb")
+    fake_k8s.set_usage(lambda p, t: (0.25, 300 * 2**20))
+    fake_k8s.wait_for(
+        lambda: sampler.sample().cpu_use_core is not None, what="metrics of the 5 pods"
+    )
+    fake_k8s.paused = True  # from here the cluster moves only when the test says so
+    fake_k8s.objects.set_scale(by_kind("Deployment"), "default", "ml-kube-app", 6, "test")
+    for _ in range(200):
+        fake_k8s.advance(0.5)
+        if (
+            len([p for p in fake_k8s.list("Pod", "default") if p["status"]["phase"] == "Running"])
+            == 6
+        ):
+            break
+    s = sampler.sample()  # the sixth pod has just started: metrics-server has no data yet
+    assert s.n_replica == 6 and s.cpu_req_core == pytest.approx(6.0)
+    assert s.cpu_use_core is None and s.mem_use_KB is None
+    assert sampler.details[-1].pods_with_metrics == 5
+    for _ in range(10):  # two scrapes later it has
+        fake_k8s.advance(15)
+    s = sampler.sample()
+    assert s.cpu_use_core == pytest.approx(6 * 0.25)
+
+
 def test_replicas_and_usage_follow_the_load_through_the_hpa(fake_k8s, sampler):
     deploy_strategy(fake_k8s, "hpa")
     fake_k8s.set_load(lambda t: 0.5)  # half a core of work on the single pod
     s = fake_k8s.wait_for(
-        lambda: (x := sampler.sample()).cpu_use_core > 0.4 and x,
+        lambda: ((x := sampler.sample()).cpu_use_core or 0) > 0.4 and x,
         timeout=10,
         what="usage to follow the load",
     )
@@ -165,7 +196,7 @@ def test_replicas_and_usage_follow_the_load_through_the_hpa(fake_k8s, sampler):
         lambda: (
             (x := sampler.sample()).n_replica == 5
             and sampler.details[-1].hpa_desired == 5
-            and x.cpu_use_core > 2.9
+            and (x.cpu_use_core or 0) > 2.9
             and x
         ),
         timeout=20,
@@ -497,7 +528,11 @@ def test_report_puts_two_runs_side_by_side(runs, tmp_path):
 
 
 def test_requests_are_counted_as_the_scheduler_counts_them(fake_k8s, sampler):
-    deploy_strategy(fake_k8s, "optimized")  # one pod: 500m / 256Mi requested
+    from kubernetes.utils import parse_quantity
+
+    from ggctl.manifests.strategy import OPT_RESOURCES
+
+    deploy_strategy(fake_k8s, "optimized")  # one pod with OPT_RESOURCES' requests
     pod = fake_k8s.list("Pod", "default")[0]["metadata"]["name"]
     fake_k8s.paused = True  # no kubelet: the deleted pod stays, terminating, as in its grace
     from kubernetes import client
@@ -507,8 +542,9 @@ def test_requests_are_counted_as_the_scheduler_counts_them(fake_k8s, sampler):
     d = sampler.details[-1]
     assert d.pods_terminating == 1 and d.pods_reserving == 1
     assert s.n_replica == 0  # it serves no more
-    assert s.mem_req_KB == pytest.approx(256 * 1024)  # but holds its request on the node
-    assert s.cpu_req_core == pytest.approx(0.5)
+    # but holds its request on the node
+    assert s.mem_req_KB == pytest.approx(float(parse_quantity(OPT_RESOURCES.memory_request)) / 1024)
+    assert s.cpu_req_core == pytest.approx(float(parse_quantity(OPT_RESOURCES.cpu_request)))
     assert d.mem_req_running_KB == 0.0 and d.cpu_req_running_core == 0.0
 
 

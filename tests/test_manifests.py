@@ -137,6 +137,7 @@ def test_optimized_is_cheap_to_probe_autoscaled_and_shuts_down_gracefully():
     assert env["GGCTL_SERVE__ORT_THREADS"] == "1"
     assert int(env["GGCTL_SERVE__THREADS"]) >= cores
     assert env["GGCTL_SERVE__HOST"] == "0.0.0.0"
+    assert env["GGCTL_SERVE__KEEPALIVE"] == "0"  # every request balanced over the pods
     hpa = objs["HorizontalPodAutoscaler"]
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0

@@ -90,6 +90,7 @@ def test_up_from_nothing_resumes_after_a_failure_then_skips_everything_and_down_
     argv, state, node, model = env
     tag = build_context(model).tag
     image = f"node-0:5000/ml-app:{tag}"
+    fake_k8s.controllers.lb_pool = ["192.168.1.240"]  # MetalLB, as roles/metallb installs
 
     # 1. The build fails: reserve is done, deploy never started.
     monkeypatch.setenv("FAKE_BUILDCTL_FAIL", "1")
@@ -113,6 +114,7 @@ def test_up_from_nothing_resumes_after_a_failure_then_skips_everything_and_down_
     }
     provision = json.loads((state / "provision.json").read_text())
     assert f"http://{provision['floating_ip']}:32000/" in out
+    assert "load balancer: http://192.168.1.240:6000/" in out
     assert json.loads((state / "build.json").read_text())["image"] == image
     assert node.pushed(tag).is_dir() and len(node.builds()) == 2
     deployed = json.loads((state / "deploy.json").read_text())
@@ -130,6 +132,8 @@ def test_up_from_nothing_resumes_after_a_failure_then_skips_everything_and_down_
     assert len(node.curls()) == asked  # build.json was enough: the registry was not asked
     record = json.loads((state / "up.json").read_text())
     assert record["url"].endswith(":32000/") and record["strategy"] == "hpa"
+    assert record["lb_url"] == "http://192.168.1.240:6000/"
+    assert "load balancer: http://192.168.1.240:6000/" in out
 
     # 4. Another strategy: only deploy runs.
     code, out, err = run([*argv[:-4], "--strategy", "k8s", *argv[-2:]], capsys)

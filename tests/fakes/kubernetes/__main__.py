@@ -44,8 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         help="image-pull, crash-loop, unschedulable or never-ready, for images "
         "containing IMAGE (default all); repeatable",
     )
+    parser.add_argument(
+        "--lb-pool",
+        default=None,
+        metavar="FIRST-LAST",
+        help="addresses for LoadBalancer Services, as MetalLB (default: none, <pending>)",
+    )
     args = parser.parse_args(argv)
-    fake = FakeKubernetes(speed=args.speed, version=args.version, port=args.port)
+    fake = FakeKubernetes(
+        speed=args.speed, version=args.version, port=args.port, lb_pool=args.lb_pool
+    )
     if args.wave:
         fake.set_load(lambda t: args.load * (1 + math.sin(2 * math.pi * t / args.wave)) / 2)
     else:

@@ -22,29 +22,44 @@ Path = tuple[str, ...]
 ITEM = "."
 _ITEM_VALUE = object()
 
-#: associative lists: field name → key fields (first one present in the item wins)
-LIST_KEYS: dict[str, tuple[str, ...]] = {
-    "containers": ("name",),
-    "initContainers": ("name",),
-    "ephemeralContainers": ("name",),
-    "env": ("name",),
-    "volumes": ("name",),
-    "volumeMounts": ("mountPath",),
-    "imagePullSecrets": ("name",),
-    "ports": ("containerPort", "port"),
-    "ownerReferences": ("uid",),
+#: associative lists: field name → alternative key sets (the first whose leading field the
+#: item has); every field of the set is part of the key, as the x-kubernetes-list-map-keys
+#: of the Kubernetes OpenAPI (api/openapi-spec/v3: Container.ports containerPort+protocol,
+#: ServiceSpec.ports port+protocol, PodSpec.containers name, ...)
+LIST_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "containers": (("name",),),
+    "initContainers": (("name",),),
+    "ephemeralContainers": (("name",),),
+    "env": (("name",),),
+    "volumes": (("name",),),
+    "volumeMounts": (("mountPath",),),
+    "volumeDevices": (("devicePath",),),
+    "imagePullSecrets": (("name",),),
+    "hostAliases": (("ip",),),
+    "topologySpreadConstraints": (("topologyKey", "whenUnsatisfiable"),),
+    "ports": (("containerPort", "protocol"), ("port", "protocol")),
+    "ownerReferences": (("uid",),),
 }
+#: key fields with a default in the schema: an item without them is keyed by the default
+KEY_DEFAULTS = {"protocol": "TCP"}
 #: metadata fields that belong to the user (the rest is the server's)
 TRACKED_METADATA = ("labels", "annotations")
 
 
 def _item_key(field: str, item: Any) -> str | None:
-    keys = LIST_KEYS.get(field)
-    if not keys or not isinstance(item, dict):
+    alternatives = LIST_KEYS.get(field)
+    if not alternatives or not isinstance(item, dict):
         return None
-    for k in keys:
-        if k in item:
-            return "k:" + json.dumps({k: item[k]}, separators=(",", ":"))
+    for keys in alternatives:
+        if keys[0] not in item:
+            continue
+        key = {}
+        for k in keys:
+            value = item.get(k, KEY_DEFAULTS.get(k))
+            if value is None:
+                return None
+            key[k] = value
+        return "k:" + json.dumps(dict(sorted(key.items())), separators=(",", ":"))
     return None
 
 
@@ -109,54 +124,55 @@ def from_fields_v1(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
     return out
 
 
-def owners(obj: dict[str, Any]) -> dict[tuple[str, str], set[Path]]:
-    """(manager, operation) → owned paths, from metadata.managedFields."""
-    out: dict[tuple[str, str], set[Path]] = {}
+Owner = tuple[str, str, str]  # manager, operation, subresource ("" for the main resource)
+
+
+def owners(obj: dict[str, Any]) -> dict[Owner, set[Path]]:
+    """(manager, operation, subresource) → owned paths, from metadata.managedFields."""
+    out: dict[Owner, set[Path]] = {}
     for entry in obj.get("metadata", {}).get("managedFields") or []:
-        if entry.get("subresource"):
-            continue
-        key = (entry["manager"], entry["operation"])
+        key = (entry["manager"], entry["operation"], entry.get("subresource") or "")
         out.setdefault(key, set()).update(from_fields_v1(entry.get("fieldsV1") or {}))
     return out
 
 
 def _write_owners(
     obj: dict[str, Any],
-    table: dict[tuple[str, str], set[Path]],
-    touched: tuple[str, str],
+    table: dict[Owner, set[Path]],
+    touched: Owner,
     api_version: str,
     stamp: str,
 ) -> None:
     """Store `table` as managedFields; an unchanged entry keeps its time (no-op: no write)."""
     old = {
-        (e["manager"], e["operation"]): e
+        (e["manager"], e["operation"], e.get("subresource") or ""): e
         for e in obj["metadata"].get("managedFields") or []
-        if not e.get("subresource")
     }
     entries = []
-    for (manager, op), paths in table.items():
+    for (manager, op, sub), paths in table.items():
         if not paths:
             continue
-        prev = old.get((manager, op))
+        prev = old.get((manager, op, sub))
         fields_v1 = to_fields_v1(paths)
         version = (
             api_version
-            if (manager, op) == touched
+            if (manager, op, sub) == touched
             else (prev["apiVersion"] if prev else api_version)
         )
         if prev and prev.get("fieldsV1") == fields_v1 and prev.get("apiVersion") == version:
             entries.append(prev)
             continue
-        entries.append(
-            {
-                "manager": manager,
-                "operation": op,
-                "apiVersion": version,
-                "time": stamp,
-                "fieldsType": "FieldsV1",
-                "fieldsV1": fields_v1,
-            }
-        )
+        entry = {
+            "manager": manager,
+            "operation": op,
+            "apiVersion": version,
+            "time": stamp,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": fields_v1,
+        }
+        if sub:
+            entry["subresource"] = sub
+        entries.append(entry)
     obj["metadata"]["managedFields"] = entries
 
 
@@ -249,13 +265,15 @@ def apply(
     if live is None:
         obj = copy.deepcopy(config)
         obj.setdefault("metadata", {})
-        _write_owners(obj, {(manager, "Apply"): cfg_paths}, (manager, "Apply"), api_version, stamp)
+        me: Owner = (manager, "Apply", "")
+        _write_owners(obj, {me: cfg_paths}, me, api_version, stamp)
         return obj
     table = owners(live)
     live_flat = flatten(live)
     conflicts: list[tuple[str, Path]] = []
-    for (m, op), paths in table.items():
-        if (m, op) == (manager, "Apply"):
+    me = (manager, "Apply", "")
+    for (m, op, sub), paths in table.items():
+        if (m, op, sub) == me:
             continue
         for p in sorted(paths & cfg_paths):
             if p[-1] != ITEM and live_flat.get(p) != cfg_flat[p]:
@@ -263,11 +281,11 @@ def apply(
     if conflicts and not force:
         raise Conflict(conflicts)
     for m, p in conflicts:
-        for (mm, _op), paths in table.items():
+        for (mm, _op, _sub), paths in table.items():
             if mm == m:
                 paths.discard(p)
-    previous = table.get((manager, "Apply"), set())
-    others: set[Path] = set().union(*(p for k, p in table.items() if k != (manager, "Apply")))
+    previous = table.get(me, set())
+    others: set[Path] = set().union(*(p for k, p in table.items() if k != me))
     obj = copy.deepcopy(live)
     for p in sorted(previous - cfg_paths - others, key=len, reverse=True):
         if p[-1] == ITEM and any(o[: len(p) - 1] == p[:-1] for o in others):
@@ -277,8 +295,8 @@ def apply(
     obj = merge(obj, body)
     obj["apiVersion"] = config.get("apiVersion", live.get("apiVersion"))
     obj["kind"] = config.get("kind", live.get("kind"))
-    table[(manager, "Apply")] = cfg_paths
-    _write_owners(obj, table, (manager, "Apply"), api_version, stamp)
+    table[me] = cfg_paths
+    _write_owners(obj, table, me, api_version, stamp)
     return obj
 
 
@@ -295,10 +313,12 @@ def take_ownership(
     operation: str,
     api_version: str,
     stamp: str,
+    subresource: str = "",
 ) -> None:
     table = owners(obj)
+    me = (manager, operation, subresource)
     for key, owned in table.items():
-        if key != (manager, operation):
+        if key != me:
             owned.difference_update(paths)
-    table.setdefault((manager, operation), set()).update(paths)
-    _write_owners(obj, table, (manager, operation), api_version, stamp)
+    table.setdefault(me, set()).update(paths)
+    _write_owners(obj, table, me, api_version, stamp)

@@ -1,5 +1,8 @@
-"""metrics.k8s.io/v1beta1: PodMetrics and NodeMetrics computed from the load model, as
-metrics-server reports them (cpu in nanocores, memory in KiB)."""
+"""metrics.k8s.io/v1beta1: PodMetrics and NodeMetrics as metrics-server reports them (cpu in
+nanocores, memory in KiB), from the scrapes the controllers take every
+Timings.metrics_resolution_s (see Controllers.scrape): a new pod has no metrics until two
+scrapes saw it running, values change once per scrape, `timestamp` is the time of the last
+scrape and `window` the time between the two (metrics-server pkg/storage, pkg/api)."""
 
 from __future__ import annotations
 
@@ -19,16 +22,20 @@ def _mem(nbytes: float) -> str:
     return f"{round(nbytes / 1024)}Ki"
 
 
+def _window(seconds: float) -> str:
+    return f"{seconds:g}s"  # a Go duration, as metav1.Duration serialises
+
+
 class Metrics:
     def __init__(self, store: Store, controllers: Controllers):
         self.store = store
         self.controllers = controllers
 
-    def pod_metrics(self, pod: Obj, now: float) -> Obj | None:
-        use = self.controllers.usage(pod, now)
-        if use is None:
+    def pod_metrics(self, pod: Obj) -> Obj | None:
+        sample = self.controllers.pod_metric(pod)
+        if sample is None:
             return None
-        cpu, mem = use
+        cpu, mem, at, window = sample
         containers = pod["spec"]["containers"]
         return {
             "kind": "PodMetrics",
@@ -39,8 +46,8 @@ class Metrics:
                 "labels": dict(pod["metadata"].get("labels", {})),
                 "creationTimestamp": self.store.clock.stamp(),
             },
-            "timestamp": self.store.clock.stamp(),
-            "window": "15s",
+            "timestamp": self.store.clock.stamp(at),
+            "window": _window(window),
             "containers": [
                 {
                     "name": c["name"],
@@ -58,14 +65,13 @@ class Metrics:
     ) -> Obj | None:
         reqs = parse_label_selector(label_selector)
         with self.store.lock:
-            now = self.store.clock.now()
             items = []
             for pod in self.store.kind_items("Pod", namespace):
                 if name and pod["metadata"]["name"] != name:
                     continue
                 if not labels_match(pod["metadata"].get("labels", {}), reqs):
                     continue
-                m = self.pod_metrics(pod, now)
+                m = self.pod_metrics(pod)
                 if m is not None:
                     items.append(m)
         if name:
@@ -74,25 +80,27 @@ class Metrics:
 
     def nodes(self, name: str | None = None) -> Obj | None:
         with self.store.lock:
-            now = self.store.clock.now()
             items: list[dict[str, Any]] = []
             for node in self.store.kind_items("Node"):
                 nname = node["metadata"]["name"]
                 if name and nname != name:
                     continue
-                cpu = mem = 0.0
-                for pod in self.store.kind_items("Pod"):
-                    if pod["spec"].get("nodeName") == nname:
-                        use = self.controllers.usage(pod, now)
-                        if use:
-                            cpu, mem = cpu + use[0], mem + use[1]
+                samples = self.controllers.node_samples.get(nname) or []
+                if len(samples) < 2:
+                    continue
+                (t0, _c, _m), (t1, cpu, mem) = samples
                 items.append(
                     {
                         "kind": "NodeMetrics",
                         "apiVersion": GV,
-                        "metadata": {"name": nname, "labels": node["metadata"].get("labels", {})},
-                        "timestamp": self.store.clock.stamp(),
-                        "window": "15s",
+                        "metadata": {
+                            "name": nname,
+                            "labels": node["metadata"].get("labels", {}),
+                            "creationTimestamp": self.store.clock.stamp(),
+                        },
+                        "timestamp": self.store.clock.stamp(t1),
+                        "window": _window(t1 - t0),
+                        # the system daemons' share on top of the pods'
                         "usage": {"cpu": _cpu(cpu + 0.1), "memory": _mem(mem + 1.5 * 2**30)},
                     }
                 )

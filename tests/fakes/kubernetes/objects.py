@@ -87,7 +87,7 @@ class Objects:
                     422, "Invalid", f"{rt.kind} is invalid: metadata.name: Required value"
                 )
         with self.store.lock:
-            self._check_namespace(rt, meta.get("namespace"))
+            self._check_namespace(rt, meta.get("namespace"), meta["name"])
             obj = self._to_storage(rt, body)
             if manager:
                 fields.take_ownership(
@@ -129,24 +129,23 @@ class Objects:
             self._validate(rt, body)
             new = self._to_storage(rt, copy.deepcopy(body))
             new.setdefault("metadata", {})
-            for k in (
-                "namespace",
-                "uid",
-                "creationTimestamp",
-                "managedFields",
-                "ownerReferences",
-                "finalizers",
-                "deletionTimestamp",
-            ):
+            for k in ("namespace", "uid", "creationTimestamp", "managedFields", "ownerReferences"):
                 if k in live["metadata"] and k not in new["metadata"]:
+                    new["metadata"][k] = live["metadata"][k]
+            # set by the server only; finalizers are as the client sends them
+            for k in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+                new["metadata"].pop(k, None)
+                if k in live["metadata"]:
                     new["metadata"][k] = live["metadata"][k]
             new["metadata"]["name"] = name
             new.setdefault("status", live.get("status", {}))
+            drop_type_dependent_fields(rt, live, new)
             self._default(rt, new)
             self._invariants(rt, live, new)
             obj, _ = self.store.replace(
                 rt, new, manager=manager or "unknown", api_version=rt.group_version
             )
+            self.finish_deletion(rt, obj)
             return self.present(rt, obj)
 
     def patch(
@@ -221,8 +220,9 @@ class Objects:
         self._validate(rt, config)
         config = self._to_storage(rt, copy.deepcopy(config))
         with self.store.lock:
-            self._check_namespace(rt, ns)
             live = self.store.get(rt, ns, name)
+            if live is None:
+                self._check_namespace(rt, ns, name)
             try:
                 new = fields.apply(
                     live,
@@ -248,52 +248,120 @@ class Objects:
                         ]
                     },
                 ) from None
+            drop_type_dependent_fields(rt, live, new)
             self._default(rt, new)
             self._invariants(rt, live, new)
             if live is None:
                 return 201, self.present(rt, self.store.insert(rt, new))
             obj, _ = self.store.replace(rt, new, operation="Apply")
+            self.finish_deletion(rt, obj)
             return 200, self.present(rt, obj)
 
     # ------------------------------------------------------------------ delete
     def delete(
-        self, rt: ResourceType, ns: str | None, name: str, policy: str | None, grace: int | None
-    ) -> Obj:
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        name: str,
+        policy: str | None,
+        grace: int | None,
+        orphan_dependents: bool | None = None,
+    ) -> tuple[int, Obj]:
+        """registry/generic/registry/store.go Delete + handlers/delete.go: (HTTP code, body).
+
+        An object with finalizers (or a Foreground/Orphan propagation, which add one, or a
+        namespace, or a running pod) only gets a deletionTimestamp and stays until its
+        finalizers are gone; 202 is answered only then and only for orphanDependents=false,
+        200 otherwise, as upstream."""
+        if policy is not None and orphan_dependents is not None:
+            raise ApiError(
+                422,
+                "Invalid",
+                "DeleteOptions.meta.k8s.io is invalid: propagationPolicy: Invalid value: "
+                f'"{policy}": orphanDependents and deletionPropagation cannot be both set',
+            )
+        if orphan_dependents is not None:
+            policy = "Orphan" if orphan_dependents else "Foreground"
+        if policy not in (None, "Foreground", "Background", "Orphan"):
+            raise ApiError(
+                422,
+                "Invalid",
+                "DeleteOptions.meta.k8s.io is invalid: propagationPolicy: Unsupported value: "
+                f'"{policy}": supported values: "Foreground", "Background", "Orphan", "nil"',
+            )
+        accepted = 202 if orphan_dependents is False else 200
         with self.store.lock:
             obj = self.store.require(rt, ns, name)
-            if rt.kind == "Pod" and grace != 0:
-                return self.present(rt, self.terminate_pod(obj, grace))
-            if policy == "Foreground":
-                if obj["metadata"].get("deletionTimestamp"):
-                    return self.present(rt, obj)
+            meta = obj["metadata"]
+            finalizers = list(meta.get("finalizers") or [])
+            if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            if policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            if rt.kind == "Namespace":
+                return 200, self.present(rt, self._terminate_namespace(obj, finalizers))
+            if rt.kind == "Pod" and obj["spec"].get("nodeName") and grace != 0:
+                # graceful: the kubelet stops the containers, then deletes with grace 0
+                new = self.terminate_pod(obj, grace, finalizers)
+                return accepted, self.present(rt, new)
+            if finalizers:
+                if meta.get("deletionTimestamp"):
+                    if finalizers == (meta.get("finalizers") or []):
+                        return 200, self.present(rt, obj)
+                    new = copy.deepcopy(obj)
+                    new["metadata"]["finalizers"] = finalizers
+                    return accepted, self.present(rt, self.store.replace(rt, new)[0])
                 new = copy.deepcopy(obj)
                 new["metadata"]["deletionTimestamp"] = self.store.clock.stamp()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
-                fins = new["metadata"].setdefault("finalizers", [])
-                if "foregroundDeletion" not in fins:
-                    fins.append("foregroundDeletion")
-                return self.present(rt, self.store.replace(rt, new)[0])
-            if policy == "Orphan":
-                uid = obj["metadata"]["uid"]
-                for key, dep in self.store.iter_all():
-                    refs = dep["metadata"].get("ownerReferences") or []
-                    if any(r.get("uid") == uid for r in refs):
-                        dep2 = copy.deepcopy(dep)
-                        dep2["metadata"]["ownerReferences"] = [
-                            r for r in refs if r.get("uid") != uid
-                        ]
-                        self.store.replace(_rt_of_key(key), dep2)
-            # the deleted object, as kube-apiserver answers (typed clients parse it)
-            return self.present(rt, self.store.remove(rt, ns, name) or obj)
+                new["metadata"]["finalizers"] = finalizers
+                return accepted, self.present(rt, self.store.replace(rt, new)[0])
+            # Background (the default for every kind the fake serves): gone now, the
+            # garbage collector deletes the dependents
+            return 200, self.present(rt, self.store.remove(rt, ns, name) or obj)
 
-    def terminate_pod(self, pod: Obj, grace: int | None) -> Obj:
-        if pod["metadata"].get("deletionTimestamp"):
+    def _terminate_namespace(self, ns_obj: Obj, finalizers: list[str]) -> Obj:
+        """registry/core/namespace: the namespace goes Terminating; the namespace
+        controller empties it and removes the `kubernetes` finalizer of spec.finalizers."""
+        if ns_obj["metadata"].get("deletionTimestamp"):
+            return ns_obj
+        new = copy.deepcopy(ns_obj)
+        new["metadata"]["deletionTimestamp"] = self.store.clock.stamp()
+        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        if finalizers:
+            new["metadata"]["finalizers"] = finalizers
+        new["status"]["phase"] = "Terminating"
+        return self.store.replace(by_kind("Namespace"), new)[0]
+
+    def terminate_pod(
+        self, pod: Obj, grace: int | None, finalizers: list[str] | None = None
+    ) -> Obj:
+        """Graceful deletion: deletionTimestamp is when the grace period ends (now + grace),
+        deletionGracePeriodSeconds the grace; a second delete may only shorten it."""
+        g = grace if grace is not None else pod["spec"].get("terminationGracePeriodSeconds", 30)
+        meta = pod["metadata"]
+        if meta.get("deletionTimestamp") and g >= meta.get("deletionGracePeriodSeconds", 0):
             return pod
         new = copy.deepcopy(pod)
-        g = grace if grace is not None else pod["spec"].get("terminationGracePeriodSeconds", 30)
-        new["metadata"]["deletionTimestamp"] = self.store.clock.stamp()
+        new["metadata"]["deletionTimestamp"] = self.store.clock.stamp(self.store.clock.now() + g)
         new["metadata"]["deletionGracePeriodSeconds"] = g
+        if finalizers:
+            new["metadata"]["finalizers"] = finalizers
         return self.store.replace(by_kind("Pod"), new)[0]
+
+    def finish_deletion(self, rt: ResourceType, obj: Obj) -> bool:
+        """Remove `obj` if it is being deleted with no finalizers left (the end of
+        registry store Update/Delete for a deleting object). True if removed."""
+        meta = obj["metadata"]
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and not meta.get("deletionGracePeriodSeconds")
+            and not (rt.kind == "Namespace" and (obj.get("spec") or {}).get("finalizers"))
+        ):
+            self.store.remove(rt, meta.get("namespace"), meta["name"])
+            return True
+        return False
 
     # ------------------------------------------------------------------ scale
     def get_scale(self, rt: ResourceType, ns: str | None, name: str) -> Obj:
@@ -320,14 +388,38 @@ class Objects:
         with self.store.lock:
             new = copy.deepcopy(self.store.require(rt, ns, name))
             new["spec"]["replicas"] = int(replicas)
-            self.store.replace(rt, new, manager=manager, api_version="autoscaling/v1")
+            self.store.replace(
+                rt, new, manager=manager, api_version="autoscaling/v1", subresource="scale"
+            )
             return self.get_scale(rt, ns, name)
 
     # ------------------------------------------------------------------ helpers
-    def _check_namespace(self, rt: ResourceType, ns: str | None) -> None:
+    def _check_namespace(self, rt: ResourceType, ns: str | None, name: str = "") -> None:
         if rt.namespaced and ns and not self.store.namespace_exists(ns):
             raise ApiError(
                 404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
+            )
+        namespace = self.store.get(by_kind("Namespace"), None, ns) if rt.namespaced and ns else None
+        if namespace is not None and namespace["metadata"].get("deletionTimestamp"):
+            # plugin/pkg/admission/namespace/lifecycle
+            what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'{what} "{name}" is forbidden: unable to create new content in namespace '
+                f"{ns} because it is being terminated",
+                {
+                    "name": name,
+                    "group": rt.group,
+                    "kind": rt.plural,
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {ns} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
             )
 
     def _validate(self, rt: ResourceType, body: Obj) -> None:
@@ -344,11 +436,8 @@ class Objects:
             kubernetes_validate.validate(doc, self.k8s_version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             path = ".".join(str(p) for p in exc.path)
-            raise ApiError(
-                422,
-                "Invalid",
-                f'{rt.kind} "{doc["metadata"]["name"]}" is invalid: {path}: {exc.message}',
-            ) from None
+            reason = "FieldValueRequired" if exc.validator == "required" else "FieldValueInvalid"
+            raise invalid(rt, doc["metadata"]["name"], path, reason, exc.message) from None
         except kubernetes_validate.SchemaNotFoundError:
             raise ApiError(
                 404,
@@ -357,6 +446,8 @@ class Objects:
             ) from None
 
     def _to_storage(self, rt: ResourceType, obj: Obj) -> Obj:
+        # the URL says what it is, whether or not the body does
+        obj["apiVersion"], obj["kind"] = rt.group_version, rt.kind
         if rt.kind == "HorizontalPodAutoscaler" and rt.version == "v1":
             obj = hpa_v1_to_v2(obj)
         if rt.kind == "HorizontalPodAutoscaler":
@@ -364,7 +455,8 @@ class Objects:
         return obj
 
     def _default(self, rt: ResourceType, obj: Obj) -> None:
-        obj.setdefault("status", {})
+        if "status" in rt.subresources:  # kinds without a status (ConfigMap ...) have none
+            obj.setdefault("status", {})
         if rt.kind == "Deployment":
             spec = obj.setdefault("spec", {})
             spec.setdefault("replicas", 1)
@@ -382,6 +474,10 @@ class Objects:
             self._default_service(obj)
         elif rt.kind == "HorizontalPodAutoscaler":
             obj.setdefault("spec", {}).setdefault("minReplicas", 1)
+            behavior = obj["spec"].get("behavior")
+            if behavior is not None:  # v2 defaulting fills both directions
+                behavior["scaleUp"] = hpa_rules(behavior.get("scaleUp"), up=True)
+                behavior["scaleDown"] = hpa_rules(behavior.get("scaleDown"), up=False)
             obj["status"].setdefault("currentReplicas", 0)
             obj["status"].setdefault("desiredReplicas", 0)
         elif rt.kind == "Namespace":
@@ -408,7 +504,7 @@ class Objects:
             spec.setdefault("externalTrafficPolicy", "Cluster")
         if spec["type"] == "LoadBalancer":
             spec.setdefault("allocateLoadBalancerNodePorts", True)
-            obj.setdefault("status", {}).setdefault("loadBalancer", {})
+        obj.setdefault("status", {}).setdefault("loadBalancer", {})  # every type shows it
         taken = self._node_ports_in_use(exclude=obj)
         for port in spec.get("ports") or []:
             port.setdefault("protocol", "TCP")
@@ -428,25 +524,49 @@ class Objects:
 
     def _invariants(self, rt: ResourceType, old: Obj | None, new: Obj) -> None:
         name = new["metadata"]["name"]
+        if old is not None and old["metadata"].get("deletionTimestamp"):
+            added = set(new["metadata"].get("finalizers") or []) - set(
+                old["metadata"].get("finalizers") or []
+            )
+            if added:
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'{rt.kind} "{name}" is invalid: metadata.finalizers: Forbidden: '
+                    "no new finalizers can be added if the object is being deleted, found new "
+                    f"finalizers {json.dumps(sorted(added))}",
+                    {
+                        "name": name,
+                        "kind": rt.plural,
+                        "causes": [
+                            {
+                                "reason": "FieldValueForbidden",
+                                "message": "Forbidden: no new finalizers can be added if the "
+                                "object is being deleted",
+                                "field": "metadata.finalizers",
+                            }
+                        ],
+                    },
+                )
         if rt.kind == "Deployment":
             sel = new["spec"].get("selector", {}).get("matchLabels", {})
             labels = new["spec"].get("template", {}).get("metadata", {}).get("labels", {})
             if not sel or not match_labels(labels, sel):
-                raise ApiError(
-                    422,
-                    "Invalid",
-                    f'Deployment.apps "{name}" is invalid: '
-                    "spec.template.metadata.labels: Invalid value: "
-                    f"{json.dumps(labels)}: `selector` does not match template "
+                raise invalid(
+                    rt,
+                    name,
+                    "spec.template.metadata.labels",
+                    "FieldValueInvalid",
+                    f"Invalid value: {json.dumps(labels)}: `selector` does not match template "
                     "`labels`",
                 )
             if old is not None and old["spec"].get("selector") != new["spec"].get("selector"):
-                raise ApiError(
-                    422,
-                    "Invalid",
-                    f'Deployment.apps "{name}" is invalid: '
-                    "spec.selector: Invalid value: "
-                    f"{json.dumps(new['spec'].get('selector'))}: field is immutable",
+                raise invalid(
+                    rt,
+                    name,
+                    "spec.selector",
+                    "FieldValueInvalid",
+                    f"Invalid value: {json.dumps(new['spec'].get('selector'))}: field is immutable",
                 )
         if rt.kind == "Service":
             spec = new["spec"]
@@ -456,29 +576,79 @@ class Objects:
                 if np is None:
                     continue
                 if spec["type"] == "ClusterIP":
-                    raise ApiError(
-                        422,
-                        "Invalid",
-                        f'Service "{name}" is invalid: spec.ports[{i}]'
-                        f".nodePort: Forbidden: may not be used when `type` is "
-                        "'ClusterIP'",
+                    raise invalid(
+                        rt,
+                        name,
+                        f"spec.ports[{i}].nodePort",
+                        "FieldValueForbidden",
+                        "Forbidden: may not be used when `type` is 'ClusterIP'",
                     )
                 if np not in NODE_PORTS:
-                    raise ApiError(
-                        422,
-                        "Invalid",
-                        f'Service "{name}" is invalid: spec.ports[{i}]'
-                        f".nodePort: Invalid value: {np}: provided port is not in the "
+                    raise invalid(
+                        rt,
+                        name,
+                        f"spec.ports[{i}].nodePort",
+                        "FieldValueInvalid",
+                        f"Invalid value: {np}: provided port is not in the "
                         "valid range. The range of valid ports is 30000-32767",
                     )
                 if np in taken:
-                    raise ApiError(
-                        422,
-                        "Invalid",
-                        f'Service "{name}" is invalid: spec.ports[{i}]'
-                        f".nodePort: Invalid value: {np}: provided port is already "
-                        "allocated",
+                    raise invalid(
+                        rt,
+                        name,
+                        f"spec.ports[{i}].nodePort",
+                        "FieldValueInvalid",
+                        f"Invalid value: {np}: provided port is already allocated",
                     )
+
+
+def invalid(rt: ResourceType, name: str, field: str, reason: str, message: str) -> ApiError:
+    """apimachinery errors.NewInvalid: 422 with the field errors in details.causes."""
+    kind = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
+    return ApiError(
+        422,
+        "Invalid",
+        f'{kind} "{name}" is invalid: {field}: {message}',
+        {
+            "name": name,
+            "group": rt.group,
+            "kind": rt.kind,
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        },
+    )
+
+
+def drop_type_dependent_fields(rt: ResourceType, old: Obj | None, new: Obj) -> None:
+    """pkg/registry/core/service/strategy.go dropTypeDependentFields: on an update to a
+    type that no longer needs them, the fields the server may have filled in (and the
+    client left as they were) go: node ports, allocateLoadBalancerNodePorts,
+    externalTrafficPolicy, the load-balancer status."""
+    if rt.kind != "Service" or old is None:
+        return
+    o, n = old.get("spec") or {}, new.get("spec") or {}
+    otype, ntype = o.get("type", "ClusterIP"), n.get("type", "ClusterIP")
+    external = ("NodePort", "LoadBalancer")
+    if otype in external and ntype not in external:
+        if [p.get("nodePort") for p in o.get("ports") or []] == [
+            p.get("nodePort") for p in n.get("ports") or []
+        ]:
+            for p in n.get("ports") or []:
+                p.pop("nodePort", None)
+        if n.get("externalTrafficPolicy") == o.get("externalTrafficPolicy"):
+            n.pop("externalTrafficPolicy", None)
+    if otype == "LoadBalancer" and ntype != "LoadBalancer":
+        if (
+            "allocateLoadBalancerNodePorts" in n
+            and "allocateLoadBalancerNodePorts" in o
+            and n["allocateLoadBalancerNodePorts"] == o["allocateLoadBalancerNodePorts"]
+        ):
+            del n["allocateLoadBalancerNodePorts"]
+        if n.get("loadBalancerClass") is not None and n.get("loadBalancerClass") == o.get(
+            "loadBalancerClass"
+        ):
+            del n["loadBalancerClass"]
+    if ntype != "LoadBalancer":
+        new.setdefault("status", {})["loadBalancer"] = {}
 
 
 def _rt_of_key(key: tuple[str, str, str, str]) -> ResourceType:
@@ -527,11 +697,98 @@ def default_pod_spec(spec: Obj) -> None:
 # --------------------------------------------------------------------------- HPA versions
 
 
+#: where autoscaling/v1 keeps what only v2 can say (pkg/apis/autoscaling/v1/conversion.go)
+HPA_METRICS = "autoscaling.alpha.kubernetes.io/metrics"
+HPA_CURRENT_METRICS = "autoscaling.alpha.kubernetes.io/current-metrics"
+HPA_CONDITIONS = "autoscaling.alpha.kubernetes.io/conditions"
+HPA_BEHAVIOR = "autoscaling.alpha.kubernetes.io/behavior"
+
+
+def hpa_rules(rules: Obj | None, up: bool) -> Obj:
+    """pkg/apis/autoscaling/v2/defaults.go GenerateHPAScaleUpRules / GenerateHPAScaleDownRules."""
+    rules = copy.deepcopy(rules or {})
+    if up:
+        rules.setdefault("stabilizationWindowSeconds", 0)
+        rules.setdefault(
+            "policies",
+            [
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+                {"type": "Percent", "value": 100, "periodSeconds": 15},
+            ],
+        )
+    else:
+        rules.setdefault("stabilizationWindowSeconds", 300)
+        rules.setdefault("policies", [{"type": "Percent", "value": 100, "periodSeconds": 15}])
+    rules.setdefault("selectPolicy", "Max")
+    return rules
+
+
+def _go_names(value: Any, upper: bool) -> Any:
+    """The behavior annotation is the internal Go struct marshalled without json tags:
+    field names start with a capital letter (ScaleUp, StabilizationWindowSeconds ...)."""
+    if isinstance(value, dict):
+        return {
+            (k[:1].upper() if upper else k[:1].lower()) + k[1:]: _go_names(v, upper)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_go_names(v, upper) for v in value]
+    return value
+
+
+def _v1_metric_spec(m: Obj) -> Obj:
+    res = m.get("resource") or {}
+    target = res.get("target") or {}
+    out: Obj = {"name": res.get("name")}
+    if "averageUtilization" in target:
+        out["targetAverageUtilization"] = target["averageUtilization"]
+    if "averageValue" in target:
+        out["targetAverageValue"] = target["averageValue"]
+    return {"type": m.get("type"), "resource": out}
+
+
+def _v2_metric_spec(m: Obj) -> Obj:
+    res = m.get("resource") or {}
+    if "targetAverageUtilization" in res:
+        target = {"type": "Utilization", "averageUtilization": res["targetAverageUtilization"]}
+    else:
+        target = {"type": "AverageValue", "averageValue": res.get("targetAverageValue")}
+    return {"type": m.get("type"), "resource": {"name": res.get("name"), "target": target}}
+
+
+def _v1_metric_status(m: Obj) -> Obj:
+    res = m.get("resource") or {}
+    cur = res.get("current") or {}
+    out: Obj = {"name": res.get("name")}
+    if "averageUtilization" in cur:
+        out["currentAverageUtilization"] = cur["averageUtilization"]
+    if "averageValue" in cur:
+        out["currentAverageValue"] = cur["averageValue"]
+    return {"type": m.get("type"), "resource": out} if m.get("type") else {"type": ""}
+
+
+def _v2_metric_status(m: Obj) -> Obj:
+    res = m.get("resource") or {}
+    cur: Obj = {}
+    if "currentAverageUtilization" in res:
+        cur["averageUtilization"] = res["currentAverageUtilization"]
+    if "currentAverageValue" in res:
+        cur["averageValue"] = res["currentAverageValue"]
+    if not m.get("type"):
+        return {"type": ""}
+    return {"type": m.get("type"), "resource": {"name": res.get("name"), "current": cur}}
+
+
 def hpa_v1_to_v2(obj: Obj) -> Obj:
+    """An autoscaling/v1 HPA as stored (v2): the annotations become fields again."""
     spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    meta = obj.setdefault("metadata", {})
+    notes = dict(meta.get("annotations") or {})
+    metrics: list[Obj] = []
     if "targetCPUUtilizationPercentage" in spec:
         target = spec.pop("targetCPUUtilizationPercentage")
-        spec["metrics"] = [
+        metrics.append(
             {
                 "type": "Resource",
                 "resource": {
@@ -539,35 +796,72 @@ def hpa_v1_to_v2(obj: Obj) -> Obj:
                     "target": {"type": "Utilization", "averageUtilization": target},
                 },
             }
+        )
+    if HPA_METRICS in notes:
+        metrics += [_v2_metric_spec(m) for m in json.loads(notes.pop(HPA_METRICS))]
+    if metrics:
+        spec["metrics"] = metrics
+    if HPA_BEHAVIOR in notes:
+        spec["behavior"] = _go_names(json.loads(notes.pop(HPA_BEHAVIOR)), upper=False)
+    cur = status.pop("currentCPUUtilizationPercentage", None)
+    if HPA_CURRENT_METRICS in notes:
+        status["currentMetrics"] = [
+            _v2_metric_status(m) for m in json.loads(notes.pop(HPA_CURRENT_METRICS))
         ]
-    status = obj.get("status") or {}
-    if "currentCPUUtilizationPercentage" in status:
-        cur = status.pop("currentCPUUtilizationPercentage")
+    elif cur is not None:
         status["currentMetrics"] = [
             {
                 "type": "Resource",
                 "resource": {"name": "cpu", "current": {"averageUtilization": cur}},
             }
         ]
+    if HPA_CONDITIONS in notes:
+        status["conditions"] = json.loads(notes.pop(HPA_CONDITIONS))
+    if notes:
+        meta["annotations"] = notes
+    else:
+        meta.pop("annotations", None)
     obj["apiVersion"] = "autoscaling/v2"
     return obj
 
 
 def hpa_v2_to_v1(obj: Obj) -> Obj:
+    """The stored (v2) HPA as autoscaling/v1 shows it: cpu utilization in the v1 fields,
+    everything else in the annotations upstream uses."""
     spec = obj.get("spec") or {}
-    metrics = spec.pop("metrics", None) or []
-    spec.pop("behavior", None)
-    for m in metrics:
-        res = m.get("resource") or {}
-        if m.get("type") == "Resource" and res.get("name") == "cpu":
-            spec["targetCPUUtilizationPercentage"] = res["target"].get("averageUtilization")
     status = obj.get("status") or {}
+    notes: Obj = {}
+    others = []
+    for m in spec.pop("metrics", None) or []:
+        res = m.get("resource") or {}
+        target = res.get("target") or {}
+        if (
+            m.get("type") == "Resource"
+            and res.get("name") == "cpu"
+            and "averageUtilization" in target
+        ):
+            spec["targetCPUUtilizationPercentage"] = target["averageUtilization"]
+            continue
+        others.append(_v1_metric_spec(m))
+    if others:
+        notes[HPA_METRICS] = json.dumps(others, separators=(",", ":"))
+    behavior = spec.pop("behavior", None)
+    if behavior is not None:
+        notes[HPA_BEHAVIOR] = json.dumps(_go_names(behavior, upper=True), separators=(",", ":"))
     current = status.pop("currentMetrics", None) or []
-    status.pop("conditions", None)
+    if current:
+        notes[HPA_CURRENT_METRICS] = json.dumps(
+            [_v1_metric_status(m) for m in current], separators=(",", ":")
+        )
     for m in current:
         res = m.get("resource") or {}
         if res.get("name") == "cpu" and "averageUtilization" in res.get("current", {}):
             status["currentCPUUtilizationPercentage"] = res["current"]["averageUtilization"]
+    conditions = status.pop("conditions", None)
+    if conditions:
+        notes[HPA_CONDITIONS] = json.dumps(conditions, separators=(",", ":"))
+    if notes:
+        obj["metadata"]["annotations"] = {**(obj["metadata"].get("annotations") or {}), **notes}
     # managedFields recorded against v2 paths are shown unchanged, as a real server does.
     return obj
 

@@ -40,6 +40,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "pods", "Pod", subresources=("status", "log"), short_names=("po",)),
     ResourceType("", "v1", "services", "Service", subresources=("status",), short_names=("svc",)),
     ResourceType("", "v1", "events", "Event", short_names=("ev",)),
+    ResourceType("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     ResourceType(
         "",
@@ -89,6 +90,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         subresources=("status",),
         short_names=("pdb",),
     ),
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", verbs=_RO, virtual=True),
     ResourceType(
         "metrics.k8s.io",

@@ -35,10 +35,31 @@ def _json(body: Any, code: int = 200) -> Response:
     return Response(json.dumps(body), status=code, mimetype="application/json")
 
 
+def user_agent_manager(user_agent: str) -> str:
+    """prefixFromUserAgent: printable characters before the first "/", at most 128."""
+    return "".join(ch for ch in user_agent.split("/")[0] if ch.isprintable())[:128]
+
+
+def address_pool(text: str) -> list[str]:
+    """MetalLB's IPAddressPool notation: `a.b.c.d-a.b.c.e` or a CIDR, comma-separated."""
+    import ipaddress
+
+    out: list[str] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if "-" in part:
+            lo, hi = (ipaddress.ip_address(x.strip()) for x in part.split("-", 1))
+            out += [str(lo + i) for i in range(int(hi) - int(lo) + 1)]
+        else:
+            out += [str(ip) for ip in ipaddress.ip_network(part, strict=False)]
+    return out
+
+
 class FakeKubernetes:
     """A small Kubernetes API server. Use as a context manager, or start()/stop().
 
     speed: cluster seconds per wall second (50: a 5 s probe delay takes 0.1 s).
+    lb_pool: addresses for LoadBalancer Services, as a MetalLB IPAddressPool ("a-b" or
+    a CIDR); None: they stay <pending>, as on a cluster without a load-balancer provider.
     """
 
     def __init__(
@@ -54,12 +75,15 @@ class FakeKubernetes:
         validate: bool = True,
         timings: Timings | None = None,
         port: int = 0,
+        lb_pool: str | None = None,
     ):
         self.clock = Clock(speed)
         self.store = Store(self.clock)
         self.version = version
         self.objects = Objects(self.store, k8s_version=version.lstrip("v"), validate=validate)
         self.controllers = Controllers(self.store, self.objects, timings)
+        if lb_pool:
+            self.controllers.lb_pool = address_pool(lb_pool)
         self.metrics = Metrics(self.store, self.controllers)
         self.token = token
         self.tick_s = tick_s
@@ -339,6 +363,9 @@ class FakeKubernetes:
         q = req.args
         m = req.method
         manager = q.get("fieldManager")
+        # managerOrUserAgent (endpoints/handlers/rest.go): an Update without fieldManager
+        # is recorded under the User-Agent up to its first "/" ("kubectl", ...)
+        writer = manager or user_agent_manager(req.headers.get("User-Agent", ""))
         if sub and sub not in rt.subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if m == "GET":
@@ -368,15 +395,11 @@ class FakeKubernetes:
             return _json(self.objects.get(rt, ns, name))
         doc = json.loads(body) if body and m in ("POST", "PUT", "DELETE") else None
         if m == "POST" and name is None:
-            return _json(self.objects.create(rt, ns, doc or {}, manager), 201)
+            return _json(self.objects.create(rt, ns, doc or {}, writer), 201)
         if m == "PUT" and name is not None:
             if sub == "scale":
-                return _json(
-                    self.objects.set_scale(
-                        rt, ns, name, doc["spec"]["replicas"], manager or "unknown"
-                    )
-                )
-            return _json(self.objects.replace(rt, ns, name, doc or {}, manager, sub))
+                return _json(self.objects.set_scale(rt, ns, name, doc["spec"]["replicas"], writer))
+            return _json(self.objects.replace(rt, ns, name, doc or {}, writer, sub))
         if m == "PATCH" and name is not None:
             ctype = req.headers.get("Content-Type", "application/json")
             force = q.get("force") in TRUE
@@ -385,14 +408,19 @@ class FakeKubernetes:
                 replicas = (patch.get("spec") or {}).get("replicas")
                 if replicas is None:
                     return _json(self.objects.get_scale(rt, ns, name))
-                return _json(self.objects.set_scale(rt, ns, name, replicas, manager or "unknown"))
-            code, obj = self.objects.patch(rt, ns, name, ctype, body, manager, force, sub)
+                return _json(self.objects.set_scale(rt, ns, name, replicas, writer))
+            apply = ctype.split(";")[0].strip() == "application/apply-patch+yaml"
+            code, obj = self.objects.patch(
+                rt, ns, name, ctype, body, manager if apply else writer, force, sub
+            )
             return _json(obj, code)
         if m == "DELETE":
             opts = doc or {}
             policy = q.get("propagationPolicy") or opts.get("propagationPolicy")
             grace = q.get("gracePeriodSeconds", opts.get("gracePeriodSeconds"))
             grace = int(grace) if grace is not None else None
+            orphan = q.get("orphanDependents", opts.get("orphanDependents"))
+            orphan = None if orphan is None else str(orphan).lower() in ("true", "1")
             if name is None:
                 with self.store.lock:
                     victims = [
@@ -400,9 +428,10 @@ class FakeKubernetes:
                         for o in self.store.items(rt, ns, q.get("labelSelector"))
                     ]
                 for victim in victims:
-                    self.objects.delete(rt, ns, victim, policy, grace)
+                    self.objects.delete(rt, ns, victim, policy, grace, orphan)
                 return _json(
                     {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
                 )
-            return _json(self.objects.delete(rt, ns, name, policy, grace))
+            code, obj = self.objects.delete(rt, ns, name, policy, grace, orphan)
+            return _json(obj, code)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")

@@ -67,6 +67,11 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self.offset += seconds
 
+    def seconds(self, stamp: str) -> float:
+        """The cluster time of a stamp() (to the second)."""
+        when = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        return (when - self._wall0).total_seconds()
+
     def stamp(self, at: float | None = None) -> str:
         t = self.now() if at is None else at
         return (self._wall0 + dt.timedelta(seconds=t)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -250,6 +255,7 @@ class Store:
         operation: str = "Update",
         api_version: str | None = None,
         status_only: bool = False,
+        subresource: str = "",
     ) -> tuple[Obj, bool]:
         """Store `new` in place of the object of the same name. Returns (object, changed).
 
@@ -280,6 +286,7 @@ class Store:
                     operation="Update",
                     api_version=api_version or fields.api_version_of(old),
                     stamp=self.clock.stamp(),
+                    subresource=subresource,
                 )
         if _semantic(old) == _semantic(new):
             return old, False
