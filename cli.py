@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import rich_click as click
-from rich.markup import escape
 
 from ggctl import __version__
 from ggctl.commands import COMMANDS
 from ggctl.commands.base import Ctx, err_console
-from ggctl.errors import GgctlError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -54,59 +52,46 @@ def cli(
     flags: dict[str, Any] = {"state_dir": state_dir, "quiet": quiet}
     if verbose:
         flags["verbose"] = verbose
-    ctx.obj = Ctx(config, flags)
-    _RUN["ctx"] = ctx.obj  # for main(): where the failure log goes, and -v
+    if isinstance(ctx.obj, Ctx):  # main()'s, so that it can report a failure
+        ctx.obj.config, ctx.obj.flags = config, flags
+    else:
+        ctx.obj = Ctx(config, flags)
 
 
 for _command in COMMANDS:
     cli.add_command(_command)
 
 
-_RUN: dict[str, Any] = {}
-
-
-def _failed(exc: BaseException, argv: list[str] | None) -> None:
-    """Keep the traceback of a failure in the state dir's log; print it too with -v."""
-    run_ctx = _RUN.get("ctx")
-    verbose = bool(run_ctx and run_ctx.flags.get("verbose"))
-    try:
-        state_dir = run_ctx.settings().state_dir if run_ctx else None
-    except Exception:  # a broken config file: its own error is what the user sees
-        state_dir = None
-    from ggctl.errors import log_failure
-
-    path = log_failure(state_dir, list(sys.argv[1:] if argv is None else argv), exc)
-    if verbose:
-        err_console.print_exception(show_locals=False)
-    elif path is not None:
-        err_console.print(f"[dim]details: {path} (or rerun with -v)[/]", highlight=False)
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning expected failures into one readable message."""
-    from ggctl.provision.errors import describe
+    """Entry point: run the CLI, turning failures of the outside world into one readable
+    message (errors.report: -v shows the traceback, <state dir>/errors.log keeps it)."""
+    from ggctl.errors import report
 
+    run = Ctx(None, {})
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="ggctl", standalone_mode=False)
+        cli.main(args=args, prog_name="ggctl", standalone_mode=False, obj=run)
     except click.exceptions.Abort:
         err_console.print("[yellow]Aborted.[/]")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except Exception as exc:
-        # A client library's failure that no step turned into a message yet (the outside
-        # world: cloud, network) still ends in one; anything else is a bug and shows.
-        err = exc if isinstance(exc, GgctlError) else describe(exc, "finish the command")
-        _failed(exc, argv)
-        if err is None:
-            raise
-        err_console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False)
-        if err.hint:
-            err_console.print(f"[dim]hint:[/] {escape(err.hint)}", highlight=False)
-        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/]")
         sys.exit(130)
+    except Exception as exc:
+        settings = run.loaded
+        verbose = settings.verbose if settings else int(run.flags.get("verbose") or 0)
+        code = report(
+            exc,
+            err_console,
+            verbose=verbose,
+            state_dir=settings.state_dir if settings else None,
+            argv=args,
+        )
+        if code is None:
+            raise  # a bug in ggctl: its traceback is what a report needs
+        sys.exit(code)
     else:
         sys.exit(0)

@@ -22,6 +22,9 @@ class Ctx:
     def __init__(self, config: Path | None, flags: dict[str, Any]):
         self.config = config
         self.flags = flags
+        #: The last settings a command loaded: main() reports a failure with their
+        #: verbosity and state dir.
+        self.loaded: Settings | None = None
 
     def settings(self, **overrides: Any) -> Settings:
         merged: dict[str, Any] = dict(self.flags)
@@ -30,7 +33,8 @@ class Ctx:
                 merged[key] = {**merged.get(key, {}), **value}
             else:
                 merged[key] = value
-        return load_settings(self.config, merged)
+        self.loaded = load_settings(self.config, merged)
+        return self.loaded
 
 
 pass_ctx = click.make_pass_decorator(Ctx)

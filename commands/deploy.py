@@ -73,7 +73,9 @@ def deploy(
         result = run_deploy(settings, console=err_console)
     console.print(
         kv_table(
-            f"deployed in {result.namespace} ({result.rollout_s:.0f} s rollout)",
+            f"deployed in {result.namespace} ("
+            + (f"{result.prune_s:.0f} s removing the previous objects, " if result.prune_s else "")
+            + f"{result.rollout_s:.0f} s rollout)",
             [(f"{c.kind} {c.name}", c.action) for c in result.changes],
         )
     )

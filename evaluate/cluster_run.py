@@ -226,6 +226,46 @@ def _accuracy(
     return acc, warnings
 
 
+METRICS_HINT = (
+    "`ggctl kubectl get apiservice v1beta1.metrics.k8s.io` and "
+    "`ggctl kubectl -n kube-system get pods -l k8s-app=metrics-server` show why; "
+    "`ggctl cluster` installs metrics-server"
+)
+
+
+def _metrics_failures(sampler: KubernetesSampler) -> list[str]:
+    return [d.metrics_error for d in sampler.details if d.metrics_error]
+
+
+def _metrics_warning(sampler: KubernetesSampler) -> str:
+    """A warning if metrics.k8s.io failed on any sample so far, else ''."""
+    failures = _metrics_failures(sampler)
+    if not failures:
+        return ""
+    autoscaled = any(d.hpa_desired is not None for d in sampler.details)
+    return (
+        f"the resource metrics API does not work ({failures[-1]}): CPU and memory used read "
+        "n/a"
+        + (
+            ", and the HorizontalPodAutoscaler cannot scale without metrics, so this run "
+            "measured a fixed number of pods"
+            if autoscaled
+            else ""
+        )
+        + f". {METRICS_HINT}"
+    )
+
+
+def _metrics_record(sampler: KubernetesSampler) -> dict[str, Any]:
+    failures = _metrics_failures(sampler)
+    return {
+        "available": not failures,
+        "failed_samples": len(failures),
+        "samples": len(sampler.details),
+        "last_error": failures[-1] if failures else "",
+    }
+
+
 def run_evaluation(
     settings: Settings,
     *,
@@ -263,6 +303,9 @@ def run_evaluation(
                 f"deploy.json says strategy {target.strategy!r} but the pods are "
                 f"labelled {', '.join(live)}"
             )
+        metrics_warning = _metrics_warning(sampler)
+        if metrics_warning:
+            warnings.append(metrics_warning)
         if first.n_replica == 0:
             warnings.append(
                 f"no running pod matches {POD_SELECTOR} in namespace "
@@ -293,6 +336,8 @@ def run_evaluation(
             status=lambda mon: f"{mon.samples[-1].n_replica if mon.samples else '?'} pods",
         )
         load, scores, samples, requests_log = m.load, m.scores, m.samples, m.requests
+        if not metrics_warning and (later := _metrics_warning(sampler)):
+            warnings.append(later)  # the metrics API failed during the run
         files = {
             "requests": load.requests_csv,
             "samples": run_dir / SAMPLES_CSV,
@@ -312,10 +357,13 @@ def run_evaluation(
                 "kubeconfig": str(target.kubeconfig or ""),
                 "selector": POD_SELECTOR,
                 "pods_counted": "phase Running and not terminating",
+                "requests_counted": "bound to a node and not finished, terminating included "
+                "(as the scheduler accounts them)",
             },
             "service": served,
             "accuracy": accuracy,
             "warnings": warnings,
+            "metrics_api": _metrics_record(sampler),
             "t0": load_start(requests_log, samples),
             "sample_interval_profile_s": SAMPLE_INTERVAL_S,
             "sample_period_s": m.sample_period_s,

@@ -17,12 +17,15 @@ usage into "used". Here:
 - pods are selected by the label every strategy puts on its pods
   (`app.kubernetes.io/name=gourmetgram`) in the deployment's namespace, whatever the
   container is called, and every container of a pod is summed (requests, limits, usage);
-- a pod counts when its phase is Running and it is not terminating (no deletionTimestamp).
-  A Pending pod serves nothing and, before it is scheduled, reserves nothing on a node; a
-  terminating pod has left the Service's endpoints and the Deployment no longer counts it
-  as a replica. `n_replica` is the number of counted pods, so it agrees with the summed
-  requests. Pending and terminating pods are still recorded, with the Deployment's and the
-  HPA's own replica counts, in the sampler's `details` (cluster.csv of a run).
+- requests and limits are summed as the scheduler accounts them: over every pod bound to
+  a node (spec.nodeName set) that has not finished (phase not Succeeded/Failed), whether
+  or not it is Running, *terminating pods included*: a pod holds its request on its node
+  until it is deleted (up to the optimized strategy's 35 s grace period after a scale-down);
+- a pod counts as a replica (`n_replica`, and usage) when its phase is Running and it is
+  not terminating (no deletionTimestamp): it serves, and the Deployment counts it. The
+  requests of these pods alone are the `cpu_req_running_core` / `mem_req_running_KB`
+  columns of the sampler's `details` (cluster.csv of a run), with the pending, terminating
+  and bound pod counts and the Deployment's and the HPA's own replica counts.
 
 Requests: a container with no request but a limit gets the limit as request (Kubernetes'
 defaulting); with neither, 0. Limits: if any counted container has no limit for a resource,
@@ -46,7 +49,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ggctl.cluster.kubeclient import api_client
-from ggctl.errors import GgctlError
+from ggctl.errors import GgctlError, for_person, status_message
 from ggctl.evaluate.monitor import Sample
 from ggctl.manifests.strategy import POD_SELECTOR, STRATEGY_LABEL
 
@@ -74,6 +77,11 @@ class ClusterDetail:
     hpa_desired: int | None
     hpa_current: int | None
     metrics_error: str = ""
+    #: Pods holding requests on a node (bound, not finished; terminating included).
+    pods_reserving: int = 0
+    #: Requests of the Running, non-terminating pods only (the Sample's are the scheduler's).
+    cpu_req_running_core: float = 0.0
+    mem_req_running_KB: float = 0.0
 
 
 DETAIL_COLUMNS = tuple(f.name for f in fields(ClusterDetail))
@@ -98,6 +106,15 @@ def pod_counts(pod: dict[str, Any]) -> bool:
     """Whether a pod counts as a replica: Running and not terminating (see the module doc)."""
     return _get(pod, "status", "phase") == "Running" and not _get(
         pod, "metadata", "deletionTimestamp"
+    )
+
+
+def pod_reserves(pod: dict[str, Any]) -> bool:
+    """Whether the scheduler counts the pod's requests on a node: bound, not finished
+    (terminating included), as the scheduler's NodeInfo accounts pods until deleted."""
+    return bool(_get(pod, "spec", "nodeName")) and _get(pod, "status", "phase") not in (
+        "Succeeded",
+        "Failed",
     )
 
 
@@ -158,7 +175,7 @@ class KubernetesSampler:
         self._hpa_v1 = client.AutoscalingV1Api(api_client)
         self._hpa_api: str | None = "v2"  # None once neither version answers
         self.details: list[ClusterDetail] = []
-        #: The ggctl.io/strategy labels seen on the app's pods.
+        #: The ggctl.io/strategy labels seen on the app's Deployments.
         self.strategies: set[str] = set()
         self._fh: IO[str] | None = None
         self._writer: Any = None
@@ -224,7 +241,10 @@ class KubernetesSampler:
                 label_selector=self.selector,
             )
         except ApiException as exc:
-            return {}, f"metrics API: HTTP {exc.status} {exc.reason}"
+            text = status_message(exc.body)
+            return {}, f"metrics API: HTTP {exc.status} {exc.reason}" + (
+                f": {text}" if text else ""
+            )
         except HTTPError as exc:
             return {}, f"metrics API: {type(exc).__name__}"
         out: dict[str, tuple[float, float]] = {}
@@ -252,6 +272,11 @@ class KubernetesSampler:
         except ApiException:
             return None, None
         items = doc.get("items") or []
+        # The strategy label is on the Deployment, not on its pods (a switch between
+        # strategies sharing a Deployment must not restart them).
+        self.strategies.update(
+            str(v) for d in items if (v := _get(d, "metadata", "labels", STRATEGY_LABEL))
+        )
         if not items:
             return None, None
         desired = sum(int(_get(d, "spec", "replicas") or 0) for d in items)
@@ -289,9 +314,6 @@ class KubernetesSampler:
         now = self._clock()
         pods = self._pods()
         counted = [p for p in pods if pod_counts(p)]
-        self.strategies.update(
-            str(v) for p in pods if (v := _get(p, "metadata", "labels", STRATEGY_LABEL))
-        )
         terminating = sum(1 for p in pods if _get(p, "metadata", "deletionTimestamp"))
         pending = sum(
             1
@@ -299,7 +321,9 @@ class KubernetesSampler:
             if _get(p, "status", "phase") == "Pending"
             and not _get(p, "metadata", "deletionTimestamp")
         )
-        cpu_req, mem_req, cpu_lim, mem_lim = sum_resources(counted)
+        reserving = [p for p in pods if pod_reserves(p)]
+        cpu_req, mem_req, cpu_lim, mem_lim = sum_resources(reserving)
+        cpu_run, mem_run, _l1, _l2 = sum_resources(counted)
         names = {_get(p, "metadata", "name") for p in counted}
         usage, metrics_error = self._usage(names) if counted else ({}, "")
         if not counted:
@@ -323,6 +347,9 @@ class KubernetesSampler:
             hpa_desired=hpa_desired,
             hpa_current=hpa_current,
             metrics_error=metrics_error,
+            pods_reserving=len(reserving),
+            cpu_req_running_core=cpu_run,
+            mem_req_running_KB=mem_run,
         )
         self.details.append(detail)
         if self._writer is not None and self._fh is not None:
@@ -347,11 +374,13 @@ class KubernetesSampler:
         try:
             return self.sample()
         except ApiException as exc:
+            err = for_person(exc)
             raise KubernetesSamplerError(
-                f"cannot list pods in namespace {self.namespace!r} at {self.host}: "
-                f"HTTP {exc.status} {exc.reason}",
-                hint="check --kubeconfig and --namespace (the ones `ggctl deploy` used)",
-            ) from None
+                f"cannot sample the pods in namespace {self.namespace!r} at {self.host}: "
+                f"{err.message if err else exc}",
+                hint=(err.hint + "; " if err and err.hint else "")
+                + "check --kubeconfig and --namespace (the ones `ggctl deploy` used)",
+            ) from exc
         except HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
             raise KubernetesSamplerError(
@@ -388,6 +417,10 @@ def read_details(path: Path) -> list[ClusterDetail]:
                 hpa_desired=num(row["hpa_desired"]),
                 hpa_current=num(row["hpa_current"]),
                 metrics_error=row.get("metrics_error", ""),
+                # absent from runs recorded before these columns existed
+                pods_reserving=int(float(row.get("pods_reserving") or 0)),
+                cpu_req_running_core=float(row.get("cpu_req_running_core") or 0),
+                mem_req_running_KB=float(row.get("mem_req_running_KB") or 0),
             )
             for row in csv.DictReader(fh)
         ]

@@ -19,6 +19,8 @@ from .strategy import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     STRATEGY_LABEL,
+    TMP_MOUNT,
+    TMP_SIZE_LIMIT,
     Strategy,
     get_strategy,
 )
@@ -61,7 +63,11 @@ def render(
         "namespace": namespace or DEFAULT_NAMESPACE,
         "labels": labels,
         "selector": selector,
-        "pod_labels": {**selector, **labels},
+        "tmp_mount": TMP_MOUNT,
+        "tmp_size": TMP_SIZE_LIMIT,
+        # No strategy label on the pod template: switching k8s <-> lb, which share the
+        # Deployment and its pods, must not make a new ReplicaSet (restart every pod).
+        "pod_labels": {**selector, **{k: v for k, v in labels.items() if k != STRATEGY_LABEL}},
     }
     names = ["service.yaml.j2", "deployment.yaml.j2"]
     if s.autoscaling is not None:

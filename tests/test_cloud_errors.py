@@ -220,7 +220,7 @@ def test_every_cloud_error_is_one_message(fake_cloud, cli_env, capsys, command, 
     if message:
         assert message[:30] in " ".join(err.split()), err
     assert "hint:" in err
-    log = state / "ggctl-errors.log"
+    log = state / "errors.log"
     assert "Traceback" in log.read_text()
     # -v shows the traceback on screen too
     fake_cloud.faults.clear()

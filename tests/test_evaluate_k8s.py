@@ -522,3 +522,78 @@ def test_report_puts_two_runs_side_by_side(runs, tmp_path):
     assert [row["run"] for row in rows] == ["hpa", "k8s"]
     hpa = json.loads((runs["hpa"] / "results.json").read_text())["scores"]
     assert float(rows[0]["transaction rate"]) == pytest.approx(hpa["transaction_rate"])
+
+
+# --------------------------------------------------------------------------- issue 13
+
+
+def test_requests_are_counted_as_the_scheduler_counts_them(fake_k8s, sampler):
+    from kubernetes.utils import parse_quantity
+
+    from ggctl.manifests.strategy import OPT_RESOURCES
+
+    deploy_strategy(fake_k8s, "optimized")  # one pod with OPT_RESOURCES' requests
+    pod = fake_k8s.list("Pod", "default")[0]["metadata"]["name"]
+    fake_k8s.paused = True  # no kubelet: the deleted pod stays, terminating, as in its grace
+    from kubernetes import client
+
+    client.CoreV1Api(sampler.api_client).delete_namespaced_pod(pod, "default")
+    s = sampler.sample()
+    d = sampler.details[-1]
+    assert d.pods_terminating == 1 and d.pods_reserving == 1
+    assert s.n_replica == 0  # it serves no more
+    # but holds its request on the node
+    assert s.mem_req_KB == pytest.approx(float(parse_quantity(OPT_RESOURCES.memory_request)) / 1024)
+    assert s.cpu_req_core == pytest.approx(float(parse_quantity(OPT_RESOURCES.cpu_request)))
+    assert d.mem_req_running_KB == 0.0 and d.cpu_req_running_core == 0.0
+
+
+def test_details_written_before_the_new_columns_still_read(tmp_path):
+    old = tmp_path / "cluster.csv"
+    old.write_text(
+        "time,pods_counted,pods_pending,pods_terminating,pods_with_metrics,"
+        "deployment_desired,deployment_ready,hpa_desired,hpa_current,metrics_error\n"
+        "1.0,1,0,0,1,1,1,,,\n"
+    )
+    (d,) = read_details(old)
+    assert d.pods_counted == 1 and d.pods_reserving == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "fault"),
+    [
+        (
+            404,
+            {"reason": "NotFound", "message": "the server could not find the requested resource"},
+        ),
+        (503, {"text": "service unavailable\n"}),
+    ],
+)
+def test_evaluate_without_a_metrics_api_says_so_and_that_the_hpa_cannot_scale(
+    tmp_path, live_server, code, fault
+):
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        json.dumps({"name": "tiny", "stages": [{"duration_s": 10, "users": 1, "max_delay_s": 1}]})
+    )
+    with FakeKubernetes(speed=50.0) as fake:
+        kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
+        settings = settings_for(tmp_path / "st", kubeconfig=kubeconfig, image=IMAGE)
+        run_deploy(settings, console=quiet_console(), poll=0.05)  # optimized: an HPA
+        fake.fail_http(code, path="/apis/metrics.k8s.io/", **fault)
+        out = io.StringIO()
+        r = run_evaluation(
+            load_settings(None, {"state_dir": tmp_path / "st", "quiet": False}),
+            url=live_server.base_url,
+            profile=profile,
+            speed=10.0,
+            console=Console(file=out, width=400),
+        )
+    (warning,) = [w for w in r.warnings if "metrics API" in w]
+    assert f"HTTP {code}" in warning and "cannot scale" in warning
+    assert "HorizontalPodAutoscaler" in warning and "fixed number of pods" in warning
+    assert warning in " ".join(out.getvalue().split())
+    results = json.loads(r.files["results"].read_text())
+    assert warning in results["warnings"]
+    assert results["metrics_api"]["available"] is False
+    assert f"HTTP {code}" in results["metrics_api"]["last_error"]

@@ -4,6 +4,19 @@ collector and the HorizontalPodAutoscaler. All durations are in cluster seconds 
 
 Faults are injected per image: a pod whose image contains `image` gets the fault when it is
 created (ImagePullBackOff, CrashLoopBackOff, Unschedulable, a readiness probe that fails).
+An image-pull fault with `heal_after_s` stops failing that long after the pod is scheduled
+(a registry hiccup: the kubelet's next retry pulls).
+
+ResourceQuota admission of the pods a ReplicaSet creates (the only creations the fake's
+controllers make): a pod that would take the namespace over a quota's `spec.hard`
+(pods, requests.cpu/memory, limits.cpu/memory, cpu/memory) is refused with the message of
+kube-apiserver's quota admission (plugin/pkg/admission/resourcequota/controller.go,
+v1.33: `pods "NAME" is forbidden: exceeded quota: Q, requested: R, used: U, limited: L`);
+the replicaset controller records a FailedCreate event "Error creating: ..." and sets
+`ReplicaFailure=True, reason FailedCreate` with that message on the ReplicaSet
+(pkg/controller/replicaset/replica_set_utils.go calculateStatus), which the deployment
+controller copies to the Deployment (pkg/controller/deployment/progress.go
+getReplicaFailures) and removes once creation succeeds.
 """
 
 from __future__ import annotations
@@ -45,6 +58,7 @@ class Fault:
     image: str | None = None  # substring of the image; None: every pod
     message: str | None = None
     log: str = ""
+    heal_after_s: float | None = None  # image-pull: pulls succeed this long after scheduling
 
     def matches(self, pod: Obj) -> bool:
         if self.image is None:
@@ -86,6 +100,15 @@ class PodSim:
     ready: bool = False
     ready_changed: float | None = None  # Ready's lastTransitionTime
     ip: str = ""
+
+
+def _quantity(key: str, value: float) -> str:
+    """A quantity as quota admission prints it (cpu in millicores, memory in Mi, counts)."""
+    if key.endswith("cpu") or key == "cpu":
+        return f"{round(value * 1000)}m"
+    if key.endswith("memory") or key == "memory":
+        return f"{round(value / 2**20)}Mi"
+    return str(round(value))
 
 
 def template_hash(template: Obj) -> str:
@@ -200,6 +223,10 @@ class Controllers:
         #: LoadBalancer addresses to hand out (empty: none, as the course's cluster)
         self.lb_pool: list[str] = []
         self._ip = 0
+        #: ReplicaSet uid → why its last pod creation was refused (quota admission): the
+        #: message without the pod's name (to record one event per reason), and in full
+        self._create_failures: dict[str, str] = {}
+        self._create_messages: dict[str, str] = {}
 
     # ------------------------------------------------------------------ tick
     def tick(self) -> None:
@@ -715,6 +742,49 @@ class Controllers:
                     component="replicaset-controller",
                 )
 
+    def _quota_refusal(self, ns: str, name: str, pod_spec: Obj) -> str | None:
+        """Quota admission's message if creating this pod exceeds a ResourceQuota of `ns`."""
+        pods = [
+            p
+            for p in self.store.kind_items("Pod", ns)
+            if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+
+        def amounts(containers: list[Obj]) -> dict[str, float]:
+            out = {"pods": 1.0}
+            for kind in ("requests", "limits"):
+                for res in ("cpu", "memory"):
+                    total = sum(
+                        float(parse_quantity(c.get("resources", {}).get(kind, {}).get(res, "0")))
+                        for c in containers
+                    )
+                    out[f"{kind}.{res}"] = total
+                    if kind == "requests":
+                        out[res] = total
+            return out
+
+        new = amounts(pod_spec.get("containers", []))
+        used: dict[str, float] = {}
+        for p in pods:
+            for k, v in amounts(p["spec"].get("containers", [])).items():
+                used[k] = used.get(k, 0.0) + v
+        for quota in self.store.kind_items("ResourceQuota", ns):
+            hard = quota.get("spec", {}).get("hard") or {}
+            over = sorted(
+                k
+                for k, limit in hard.items()
+                if k in new and new[k] and used.get(k, 0.0) + new[k] > float(parse_quantity(limit))
+            )
+            if over:
+                req = ",".join(f"{k}={_quantity(k, new[k])}" for k in over)
+                now_used = ",".join(f"{k}={_quantity(k, used.get(k, 0.0))}" for k in over)
+                return (
+                    f'pods "{name}" is forbidden: exceeded quota: {quota["metadata"]["name"]}, '
+                    f"requested: {req}, used: {now_used}, limited: "
+                    + ",".join(f"{k}={hard[k]}" for k in over)
+                )
+        return None
+
     def _create_pod(self, rs: Obj) -> None:
         namespace = self.store.get(by_kind("Namespace"), None, rs["metadata"]["namespace"])
         if namespace is None or namespace["metadata"].get("deletionTimestamp"):
@@ -723,6 +793,22 @@ class Controllers:
         spec = template["spec"]
         default_pod_spec(spec)
         name = f"{rs['metadata']['name']}-{_suffix()}"
+        refused = self._quota_refusal(rs["metadata"]["namespace"], name, spec)
+        uid = rs["metadata"]["uid"]
+        if refused:
+            if self._create_failures.get(uid) != refused.split(" is forbidden")[1]:
+                self.store.record_event(
+                    rs,
+                    "Warning",
+                    "FailedCreate",
+                    f"Error creating: {refused}",
+                    component="replicaset-controller",
+                )
+            self._create_failures[uid] = refused.split(" is forbidden")[1]
+            self._create_messages[uid] = refused
+            return
+        self._create_failures.pop(uid, None)
+        self._create_messages.pop(uid, None)
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -763,7 +849,14 @@ class Controllers:
             "availableReplicas": ready,
             "observedGeneration": rs["metadata"].get("generation", 1),
         }
-        self._set_status(rs, {k: v for k, v in status.items() if v or k == "replicas"})
+        status = {k: v for k, v in status.items() if v or k == "replicas"}
+        failure = self._create_messages.get(rs["metadata"]["uid"])
+        if failure and len(pods) < rs["spec"].get("replicas", 0):
+            status["conditions"] = self._conditions(
+                rs.get("status", {}).get("conditions", []),
+                [("ReplicaFailure", "True", "FailedCreate", failure)],
+            )
+        self._set_status(rs, status)
 
     # ------------------------------------------------------------------ scheduler + kubelet
     def _nodes(self) -> list[Obj]:
@@ -891,7 +984,11 @@ class Controllers:
         if sim.pulled is None:
             if now - sim.scheduled < self.t.pull_s:
                 waiting = {"reason": "ContainerCreating"}
-            elif fault == "image-pull":
+            elif fault == "image-pull" and not (
+                sim.fault
+                and sim.fault.heal_after_s is not None
+                and now - sim.scheduled >= sim.fault.heal_after_s
+            ):
                 msg = (
                     sim.fault.message
                     if sim.fault and sim.fault.message

@@ -62,6 +62,14 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     ResourceType(
+        "",
+        "v1",
+        "resourcequotas",
+        "ResourceQuota",
+        subresources=("status",),
+        short_names=("quota",),
+    ),
+    ResourceType(
         "apps",
         "v1",
         "deployments",

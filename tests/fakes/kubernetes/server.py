@@ -20,6 +20,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import discovery, openapi, selectors, tables, tls
 from .controllers import FAULTS, Controllers, Fault, Timings
+from .httpfaults import HttpFault, HttpFaults
 from .metrics import Metrics
 from .objects import FIELD_VALIDATION, WARNINGS, Objects
 from .resources import ResourceType, by_kind, find
@@ -107,6 +108,7 @@ class FakeKubernetes:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.paused = False
+        self.http_faults = HttpFaults()
         with self.store.lock:
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
                 self.objects.create(by_kind("Namespace"), None, {"metadata": {"name": ns}}, None)
@@ -166,6 +168,7 @@ class FakeKubernetes:
 
     def stop(self) -> None:
         self._stop.set()
+        self.http_faults.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -210,18 +213,35 @@ class FakeKubernetes:
         return path
 
     def inject(
-        self, kind: str, image: str | None = None, message: str | None = None, log: str = ""
+        self,
+        kind: str,
+        image: str | None = None,
+        message: str | None = None,
+        log: str = "",
+        heal_after_s: float | None = None,
     ) -> Fault:
         """Pods created from now on whose image contains `image` get fault `kind`:
-        image-pull, crash-loop, unschedulable or never-ready."""
+        image-pull, crash-loop, unschedulable or never-ready (image-pull: until
+        `heal_after_s` cluster seconds after scheduling, if given)."""
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {FAULTS}")
-        fault = Fault(kind, image, message, log)
+        fault = Fault(kind, image, message, log, heal_after_s)
         self.controllers.faults.append(fault)
         return fault
 
     def clear_faults(self) -> None:
         self.controllers.faults.clear()
+        self.http_faults.clear()
+
+    def fail_http(
+        self,
+        code: int = 500,
+        reason: str = "InternalError",
+        message: str = "Internal error occurred",
+        **kw: Any,
+    ) -> HttpFault:
+        """Answer matching requests with an error instead (see httpfaults.HttpFault)."""
+        return self.http_faults.add(HttpFault(code, reason, message, **kw))
 
     def set_load(self, fn: Callable[[float], float]) -> None:
         """Total CPU cores of work offered to each app (pods sharing an `app` label) at
@@ -301,6 +321,9 @@ class FakeKubernetes:
                     body,
                 )
             )
+        injected = self.http_faults.answer(req)
+        if injected is not None:
+            return injected
         parts = [p for p in req.path.split("/") if p]
         # public without credentials, as upstream's system:public-info-viewer role allows
         if parts[:1] in (["healthz"], ["livez"], ["readyz"]):
