@@ -119,9 +119,13 @@ def test_kubectl_validate_strict_and_warn(fake_k8s, tmp_path) -> None:
             timeout=120,
         )
 
-    strict = kubectl("apply", "--server-side", "--validate=strict", "-f", str(path))
+    strict = kubectl("apply", "--validate=strict", "-f", str(path))  # POST ?fieldValidation=
     assert strict.returncode != 0
-    assert 'unknown field "bogus"' in strict.stderr
-    warn = kubectl("apply", "--server-side", "--validate=warn", "-f", str(path))
+    assert 'strict decoding error: unknown field "bogus"' in strict.stderr
+    warn = kubectl("apply", "--validate=warn", "-f", str(path))
     assert warn.returncode == 0, warn.stderr
     assert 'unknown field "bogus"' in warn.stderr  # kubectl prints the Warning header
+    # server-side apply refuses unknown fields whatever --validate says
+    ssa = kubectl("apply", "--server-side", "--validate=false", "-f", str(path))
+    assert ssa.returncode != 0
+    assert ".bogus: field not declared in schema" in ssa.stderr

@@ -227,7 +227,7 @@ class Objects:
             if meta.get("namespace", ns) != ns:
                 raise ApiError(400, "BadRequest", "the namespace of the object does not match")
             meta["namespace"] = ns
-        self._validate(rt, config)
+        self._validate(rt, config, apply=True)
         config = self._to_storage(rt, copy.deepcopy(config))
         with self.store.lock:
             live = self.store.get(rt, ns, name)
@@ -432,12 +432,15 @@ class Objects:
                 },
             )
 
-    def _validate(self, rt: ResourceType, body: Obj) -> None:
+    def _validate(self, rt: ResourceType, body: Obj, apply: bool = False) -> None:
         """The official schema of the served version: invalid values are 422 Invalid;
         unknown fields are handled as the request's fieldValidation says (the strict
         decoder of apimachinery, endpoints/handlers: Strict -> 400 "strict decoding error",
         Warn -> a `Warning` header per field, Ignore -> dropped silently; dropped from the
-        object in both of the latter, as the decoder does)."""
+        object in both of the latter, as the decoder does). A server-side apply body is
+        converted to a typed object by structured-merge-diff, which refuses unknown fields
+        whatever the mode: 500 "failed to create typed patch object ... field not declared
+        in schema" (fieldmanager/internal/structuredmerge.go)."""
         if not self.validate_schemas or rt.virtual:
             return
         import kubernetes_validate
@@ -461,6 +464,17 @@ class Objects:
         unknown = self._drop_unknown_fields(doc, body)
         if not unknown:
             return
+        if apply:
+            meta = body.get("metadata") or {}
+            errs = [f".{path}: field not declared in schema" for path in unknown]
+            text = errs[0] if len(errs) == 1 else "errors:\n  " + "\n  ".join(errs)
+            raise ApiError(
+                500,
+                "InternalError",
+                "Internal error occurred: failed to create typed patch object "
+                f"({meta.get('namespace', '')}/{meta.get('name', '')}; "
+                f"{rt.group}/{rt.version}, Kind={rt.kind}): {text}",
+            )
         texts = [f'unknown field "{path}"' for path in unknown]
         mode = FIELD_VALIDATION.get()
         if mode == "Strict":
