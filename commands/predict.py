@@ -50,6 +50,6 @@ def predict(ctx: Ctx, **kw: Any) -> None:
     HPA's algorithm, metrics-server, pod start-up and termination. Writes run directories
     that `ggctl report` shows beside measured runs, labelled "predicted".
     """
-    from ggctl.predict.cli import run_predict
+    from ggctl.predict.show import run_predict
 
     run_predict(ctx.settings(), console=console, err=err_console, **kw)
