@@ -127,9 +127,17 @@ class LabEnv:
 
 
 def load_events(run_dir: Path) -> list[dict]:
+    """The ansible-runner events of a run, also while it runs: the callback writes each event
+    as <uuid>-partial.json, which runner reads, rewrites as <counter>-<uuid>.json and deletes,
+    so a partial file listed here may be gone (or half written) by the time it is read."""
     events = []
     for path in run_dir.glob("runner/artifacts/*/job_events/*.json"):
-        events.append(json.loads(path.read_text()))
+        if path.name.endswith("-partial.json"):
+            continue
+        try:
+            events.append(json.loads(path.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue  # being written right now: the next look sees it whole
     events.sort(key=lambda e: e.get("counter", 0))
     return events
 

@@ -230,6 +230,8 @@ def _run_killed_at(env: LabEnv, task_number: int) -> int:
                     break
             time.sleep(0.05)
     finally:
+        if proc.poll() is None:  # the loop ended by an error or the hang detector: stop it too
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
         kill_strays(env.work)
     return started
