@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from deploy_helpers import IMAGE, cluster_on, run
 from fakes.kubernetes import FakeKubernetes
 from rich.console import Console
 
@@ -16,31 +17,12 @@ from ggctl.manifests.apply import Cluster, DeployError, RolloutFailed, deploy, l
 from ggctl.manifests.render import render
 from ggctl.manifests.strategy import OURS_SELECTOR, STRATEGY_LABEL, STRATEGY_NAMES
 
-IMAGE = "node-0:5000/ml-app:0123456789ab"
 KINDS = ("Service", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget")
 
 
 @pytest.fixture
 def cluster(fake_k8s: FakeKubernetes):
-    c = Cluster.from_kubeconfig(fake_k8s.kubeconfig_path)
-    yield c
-    c.close()
-
-
-def run(cluster: Cluster, strategy: str, image: str = IMAGE, namespace: str = "default", **kw):
-    out = io.StringIO()
-    kw.setdefault("timeout", 30)
-    kw.setdefault("poll", 0.05)
-    try:
-        return deploy(
-            cluster,
-            render(strategy, image, namespace),
-            namespace,
-            console=Console(file=out, width=200),
-            **kw,
-        )
-    finally:
-        run.output = out.getvalue()  # type: ignore[attr-defined]
+    yield from cluster_on(fake_k8s)
 
 
 def ours(fake: FakeKubernetes, namespace: str = "default") -> set[tuple[str, str, str]]:
