@@ -73,6 +73,18 @@ def _expose_interpreter() -> str:
     )
 
 
+def _keep_venv_visible() -> str:
+    """Shell lines that bind the test's virtualenv back, read-only, when it lives under the
+    pod's fresh /tmp (tox in a checkout under /tmp): the emptyDir would hide it otherwise."""
+    prefix = Path(sys.prefix).resolve()
+    if not prefix.is_relative_to(TMP_MOUNT):
+        return ""
+    return (
+        f"mkdir -p /mnt{prefix}; mount --bind {prefix} /mnt{prefix}; "
+        f"mount -o remount,bind,ro /mnt{prefix}; "
+    )
+
+
 def _can_make_namespaces() -> bool:
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
         return False
@@ -112,6 +124,7 @@ def test_the_service_runs_with_a_read_only_root_as_the_pod_runs_it(demo_model):
             "mount --rbind / /mnt && mount -o remount,bind,ro /mnt; "
             f"mount --bind {log} /mnt{log}; "
             f"mount -t tmpfs -o size=64m,mode=1777 tmpfs /mnt{TMP_MOUNT}; "
+            f"{_keep_venv_visible()}"
             # the interpreter may live under a 0700 home (pyenv): show the pod's user only it
             f"{_expose_interpreter()}"
             "cd /mnt && exec chroot /mnt setpriv "
