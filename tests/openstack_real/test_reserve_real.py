@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from cloud_helpers import make_key
+
 from openstack_real.stack import COMPUTE_HOST, HOST_SLOTS, Stack
 
 pytestmark = [pytest.mark.openstack, pytest.mark.slow]
