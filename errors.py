@@ -140,15 +140,10 @@ def _processes(exc: BaseException) -> GgctlError | None:
 def _cloud(exc: BaseException) -> GgctlError | None:
     """openstacksdk, keystoneauth, blazarclient and python-chi failures that escaped the cloud
     steps' own handling: provision.errors.describe knows their bodies and statuses."""
-    if type(exc).__module__.partition(".")[0] not in (
-        "openstack",
-        "keystoneauth1",
-        "blazarclient",
-        "chi",
-    ):
-        return None
-    from ggctl.provision.errors import describe
+    from ggctl.provision.errors import describe, from_cloud_library
 
+    if not from_cloud_library(exc):
+        return None
     return describe(exc, "finish the command")
 
 

@@ -174,7 +174,13 @@ def is_auth_failure(exc: BaseException) -> bool:
 
 
 # Exceptions of these packages are the outside world answering (or not): never a bug of ours.
-OUTSIDE_PACKAGES = ("openstack", "keystoneauth1", "blazarclient", "requests", "urllib3", "chi")
+CLOUD_PACKAGES = ("openstack", "keystoneauth1", "blazarclient", "chi")
+OUTSIDE_PACKAGES = (*CLOUD_PACKAGES, "requests", "urllib3")
+
+
+def from_cloud_library(exc: BaseException) -> bool:
+    """Raised by openstacksdk, keystoneauth, blazarclient or python-chi."""
+    return type(exc).__module__.partition(".")[0] in CLOUD_PACKAGES
 
 
 def is_outside(exc: BaseException) -> bool:
