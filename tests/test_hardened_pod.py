@@ -59,30 +59,39 @@ def test_the_course_strategies_stay_as_the_course_wrote_them(strategy):
     assert "securityContext" not in spec["containers"][0]
 
 
-def _expose_interpreter() -> str:
-    """Shell lines that make the interpreter's prefix reachable for the pod's user when a
-    directory above it is private (mode 0700, e.g. /root for pyenv), read-only."""
-    real = Path(os.path.realpath(sys.executable))
-    top = Path(real.parts[0], real.parts[1])  # e.g. /root
-    if top.stat().st_mode & 0o005 == 0o005:
-        return ""
-    inner = Path(real.parts[0], *real.parts[1:3])  # e.g. /root/.pyenv
-    return (
-        f"mount -t tmpfs -o mode=755 tmpfs /mnt{top}; mkdir -p /mnt{inner}; "
-        f"mount --bind {inner} /mnt{inner}; mount -o remount,ro /mnt{top}; "
-    )
+def _private_ancestor(path: Path) -> Path | None:
+    """The highest directory above `path` that other users cannot enter (mode 0700 /root for
+    pyenv, a CI checkout under a private directory), or None when the whole way is open."""
+    for parent in reversed(path.parents):
+        if parent != Path("/") and parent.stat().st_mode & 0o001 == 0:
+            return parent
+    return None
 
 
-def _keep_venv_visible() -> str:
-    """Shell lines that bind the test's virtualenv back, read-only, when it lives under the
-    pod's fresh /tmp (tox in a checkout under /tmp): the emptyDir would hide it otherwise."""
-    prefix = Path(sys.prefix).resolve()
-    if not prefix.is_relative_to(TMP_MOUNT):
-        return ""
-    return (
-        f"mkdir -p /mnt{prefix}; mount --bind {prefix} /mnt{prefix}; "
-        f"mount -o remount,bind,ro /mnt{prefix}; "
-    )
+def _expose_python() -> str:
+    """Shell lines that make the interpreter and the test's virtualenv reachable, read-only,
+    for the pod's user: a directory above either may be private, and a virtualenv under /tmp
+    (tox in a checkout there) is hidden by the pod's fresh /tmp. Each private directory is
+    masked by an empty tmpfs with only those trees bound back in."""
+    trees = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
+             Path(os.path.realpath(sys.executable)).parent.parent}
+    # a tree inside another is bound along with it
+    trees = {t for t in trees if not any(t != o and t.is_relative_to(o) for o in trees)}
+    lines = []
+    masks = sorted({a for t in trees if (a := _private_ancestor(t))}, key=lambda a: len(a.parts))
+    for mask in masks:
+        if not any(mask != m and mask.is_relative_to(m) for m in masks):
+            lines.append(f"mount -t tmpfs -o mode=755 tmpfs /mnt{mask}; ")
+    for tree in sorted(trees):
+        hidden = tree.is_relative_to(TMP_MOUNT) or any(tree.is_relative_to(m) for m in masks)
+        if hidden:
+            lines.append(
+                f"mkdir -p /mnt{tree}; mount --bind {tree} /mnt{tree}; "
+                f"mount -o remount,bind,ro /mnt{tree}; "
+            )
+    for mask in masks:
+        lines.append(f"mount -o remount,ro /mnt{mask} 2>/dev/null || true; ")
+    return "".join(lines)
 
 
 def _can_make_namespaces() -> bool:
@@ -124,9 +133,7 @@ def test_the_service_runs_with_a_read_only_root_as_the_pod_runs_it(demo_model):
             "mount --rbind / /mnt && mount -o remount,bind,ro /mnt; "
             f"mount --bind {log} /mnt{log}; "
             f"mount -t tmpfs -o size=64m,mode=1777 tmpfs /mnt{TMP_MOUNT}; "
-            f"{_keep_venv_visible()}"
-            # the interpreter may live under a 0700 home (pyenv): show the pod's user only it
-            f"{_expose_interpreter()}"
+            f"{_expose_python()}"
             "cd /mnt && exec chroot /mnt setpriv "
             f"--reuid {APP_UID} --regid {APP_UID} --clear-groups --no-new-privs "
             "--inh-caps=-all --bounding-set=-all "
