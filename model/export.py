@@ -209,8 +209,8 @@ def _torch_export(src: Path, size: tuple[int, int] | None, opset: int):
     if isinstance(module, dict):
         raise ExportError(
             f"{src} holds a state_dict (weights only), not a model",
-            hint="Save the whole model: torch.jit.save(torch.jit.script(model), 'model.pt') "
-            "or torch.save(model, 'model.pt').",
+            # TorchScript files are still read, but not recommended: torch deprecates them.
+            hint="Save the whole model, not only its weights: torch.save(model, 'model.pt').",
         )
     if not isinstance(module, torch.nn.Module):
         raise ExportError(f"{src} holds a {type(module).__name__}, not a torch.nn.Module")
