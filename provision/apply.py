@@ -121,7 +121,14 @@ def pick_image(ctx: Context, name: str) -> Any:
     and say which (openstacksdk's find_image raises DuplicateResource instead)."""
     same = [i for i in ctx.conn.image.images(name=name) if i.status == "active"]
     if not same:
-        return find_or_none(ctx.conn.image.find_image, name)  # an id, or nothing
+        # an id, or nothing: a GET by id, since openstacksdk's image find always makes a
+        # deprecated ignore_missing=True call of its own
+        from openstack.exceptions import NotFoundException
+
+        try:
+            return ctx.conn.image.get_image(name)
+        except NotFoundException:
+            return None
     if len(same) == 1:
         return same[0]
     public = [i for i in same if i.visibility == "public"]

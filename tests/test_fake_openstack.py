@@ -26,6 +26,9 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 from openstack import exceptions as sdk_exc
 
+# A developer's own OS_* variables never reach the fake (the plugin's fixture).
+pytestmark = pytest.mark.usefixtures("no_ambient_openstack_env")
+
 REPO = Path(__file__).resolve().parents[1]
 PUBKEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleWZha2Vr alice@laptop"
@@ -33,21 +36,11 @@ PUBKEY = (
 WAIT = {"interval": 0.02, "wait": 5}  # the fake moves on polls, not on time
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_openstack_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A developer's own OS_* variables must never leak into (or out to) the fake.
-    for key in list(os.environ):
-        if key.startswith("OS_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture
-def conn(fake_cloud: FakeCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """openstacksdk from a clouds.yaml (application credential), as a user would."""
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(fake_cloud.clouds_yaml(tmp_path / "c.yaml")))
-    connection = openstack.connect(cloud="fake")
-    yield connection
-    connection.close()
+def image_named(conn, name: str):
+    """The one image called `name`, listed by name: openstacksdk's find_image makes a
+    deprecated ignore_missing=True call of its own whatever the caller asks."""
+    (image,) = conn.image.images(name=name)
+    return image
 
 
 def password_session(
@@ -117,13 +110,13 @@ def test_sdk_builds_and_tears_down_the_course_topology(fake_cloud: FakeCloud, co
     world = fake_cloud.world
     lease = reserve(conn.session)
     rid = lease["reservations"][0]["id"]
-    flavor = conn.compute.find_flavor(f"reservation:{rid}")
+    flavor = conn.compute.find_flavor(f"reservation:{rid}", ignore_missing=False)
     assert flavor.id == rid and flavor.vcpus == 4 and flavor.ram == 8192
     assert flavor.extra_specs["aggregate_instance_extra_specs:reservation"] == rid
     assert flavor.extra_specs[f"resources:CUSTOM_RESERVATION_{rid.upper().replace('-', '_')}"]
 
-    public = conn.network.find_network("public")
-    shared = conn.network.find_network("sharednet1")
+    public = conn.network.find_network("public", ignore_missing=False)
+    shared = conn.network.find_network("sharednet1", ignore_missing=False)
     assert public.is_router_external and shared.is_shared
 
     net = conn.network.create_network(
@@ -166,7 +159,7 @@ def test_sdk_builds_and_tears_down_the_course_topology(fake_cloud: FakeCloud, co
     keypair = conn.compute.create_keypair(name="key-alice", public_key=PUBKEY)
     assert keypair.fingerprint.count(":") == 15
 
-    image = conn.image.find_image("CC-Ubuntu24.04")
+    image = image_named(conn, "CC-Ubuntu24.04")
     servers = []
     for i in range(3):
         private_port = conn.network.create_port(
@@ -236,7 +229,7 @@ def test_sdk_from_a_password_session_and_image_paging(fake_cloud: FakeCloud) -> 
     conn = openstack.connection.Connection(session=sess, region_name="KVM@TACC")
     assert [i.name for i in conn.image.images(limit=1)] == ["CC-Ubuntu22.04", "CC-Ubuntu24.04"]
     assert [i.name for i in conn.image.images(name="CC-Ubuntu22.04")] == ["CC-Ubuntu22.04"]
-    assert conn.compute.find_flavor("m1.large").id == "4"
+    assert conn.compute.find_flavor("m1.large", ignore_missing=False).id == "4"
     assert conn.current_project_id == fake_cloud.world.project(PROJECT).id
     pages = fake_cloud.world.requests("GET", "/image/v2/images")
     assert any("marker=" in e.query for e in pages)
@@ -244,7 +237,7 @@ def test_sdk_from_a_password_session_and_image_paging(fake_cloud: FakeCloud) -> 
 
 def test_neutron_refuses_what_neutron_refuses(fake_cloud: FakeCloud, conn) -> None:
     """409s for resources in use, and no floating IP for a port without a route out."""
-    public = conn.network.find_network("public")
+    public = conn.network.find_network("public", ignore_missing=False)
     net = conn.network.create_network(name="n")
     subnet = conn.network.create_subnet(network_id=net.id, cidr="192.168.5.0/24", ip_version=4)
     port = conn.network.create_port(network_id=net.id, fixed_ips=[{"ip_address": "192.168.5.9"}])
@@ -317,8 +310,8 @@ def test_two_users_share_a_project_but_not_keypairs(fake_cloud: FakeCloud) -> No
 
 def test_unreserved_flavor_and_quota(fake_cloud: FakeCloud, conn) -> None:
     """No host without a lease (KVM@TACC since 2025-08); Nova's 403 on quota."""
-    shared = conn.network.find_network("sharednet1")
-    image = conn.image.find_image("CC-Ubuntu22.04")
+    shared = conn.network.find_network("sharednet1", ignore_missing=False)
+    image = image_named(conn, "CC-Ubuntu22.04")
     server = conn.compute.create_server(
         name="adhoc", image_id=image.id, flavor_id="4", networks=[{"uuid": shared.id}]
     )
@@ -350,12 +343,16 @@ def test_unreserved_flavor_and_quota(fake_cloud: FakeCloud, conn) -> None:
         )
     fake_cloud.faults.quota(PROJECT, floatingip=0)
     with pytest.raises(sdk_exc.ConflictException, match="Quota exceeded for resources"):
-        conn.network.create_ip(floating_network_id=conn.network.find_network("public").id)
+        conn.network.create_ip(
+            floating_network_id=conn.network.find_network("public", ignore_missing=False).id
+        )
 
     # Ending the lease takes its servers and reserved flavor with it.
     blazar(conn.session).lease.delete(lease["id"])
-    assert conn.compute.find_server("one") is None
-    assert conn.compute.find_flavor(flavor_id) is None
+    with pytest.raises(sdk_exc.NotFoundException):
+        conn.compute.find_server("one", ignore_missing=False)
+    with pytest.raises(sdk_exc.NotFoundException):
+        conn.compute.find_flavor(flavor_id, ignore_missing=False)
 
 
 def test_deleted_server_lingers_then_frees_its_ports(fake_cloud: FakeCloud, conn) -> None:
@@ -365,7 +362,7 @@ def test_deleted_server_lingers_then_frees_its_ports(fake_cloud: FakeCloud, conn
     conn.network.create_subnet(network_id=net.id, cidr="192.168.9.0/24", ip_version=4)
     server = conn.compute.create_server(
         name="s",
-        image_id=conn.image.find_image("CC-Ubuntu24.04").id,
+        image_id=image_named(conn, "CC-Ubuntu24.04").id,
         flavor_id=lease["reservations"][0]["id"],
         networks=[{"uuid": net.id, "fixed_ip": "192.168.9.20"}],
     )
@@ -602,7 +599,9 @@ def test_fail_the_nth_call_with_a_status(fake_cloud: FakeCloud, conn) -> None:
 
 def test_success_status_without_the_effect(fake_cloud: FakeCloud, conn) -> None:
     """status=204: the client is told a delete worked, yet the floating IP stays."""
-    fip = conn.network.create_ip(floating_network_id=conn.network.find_network("public").id)
+    fip = conn.network.create_ip(
+        floating_network_id=conn.network.find_network("public", ignore_missing=False).id
+    )
     fake_cloud.faults.fail("DELETE", r"/floatingips/", status=204)
     conn.network.delete_ip(fip)
     assert conn.network.get_ip(fip.id).id == fip.id  # the connection is still sound
@@ -625,9 +624,9 @@ def test_server_error_lease_error_and_pending(fake_cloud: FakeCloud, conn) -> No
     fake_cloud.faults.server_error(name="node-1.*", message="Build of instance aborted")
     fake_cloud.world.settings.server_build_polls = 3
     lease = reserve(conn.session)
-    shared = conn.network.find_network("sharednet1")
+    shared = conn.network.find_network("sharednet1", ignore_missing=False)
     kwargs = {
-        "image_id": conn.image.find_image("CC-Ubuntu24.04").id,
+        "image_id": image_named(conn, "CC-Ubuntu24.04").id,
         "flavor_id": lease["reservations"][0]["id"],
         "networks": [{"uuid": shared.id}],
     }
@@ -662,9 +661,9 @@ def test_slow_server_and_expired_tokens(fake_cloud: FakeCloud, conn) -> None:
     fake_cloud.faults.slow_server(name="node-0", polls=5)
     server = conn.compute.create_server(
         name="node-0",
-        image_id=conn.image.find_image("CC-Ubuntu24.04").id,
+        image_id=image_named(conn, "CC-Ubuntu24.04").id,
         flavor_id=lease["reservations"][0]["id"],
-        networks=[{"uuid": conn.network.find_network("sharednet1").id}],
+        networks=[{"uuid": conn.network.find_network("sharednet1", ignore_missing=False).id}],
     )
     statuses = [conn.compute.get_server(server.id).status for _ in range(6)]
     assert statuses == ["BUILD"] * 5 + ["ACTIVE"]

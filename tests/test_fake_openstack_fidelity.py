@@ -5,31 +5,16 @@ requests against the fake over HTTP."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import openstack
 import pytest
 import requests
 from fakes.openstack import FakeCloud
 from openstack import exceptions as sdk_exc
 from test_fake_openstack import blazar
 
-
-@pytest.fixture(autouse=True)
-def _no_ambient_openstack_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("OS_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture
-def conn(fake_cloud: FakeCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(fake_cloud.clouds_yaml(tmp_path / "c.yaml")))
-    connection = openstack.connect(cloud="fake")
-    yield connection
-    connection.close()
+# A developer's own OS_* variables never reach the fake (the plugin's fixture).
+pytestmark = pytest.mark.usefixtures("no_ambient_openstack_env")
 
 
 # ------------------------------------------------------------------ Nova microversions

@@ -60,7 +60,7 @@ def test_a_classmates_free_floating_ip_is_never_taken(fake_cloud, alice, monkeyp
 
     use_env(monkeypatch, fake_cloud, "bob")
     bobs = connect(None, "KVM@TACC").conn
-    public = bobs.network.find_network("public")
+    public = bobs.network.find_network("public", ignore_missing=False)
     free = bobs.network.create_ip(floating_network_id=public.id)
     use_env(monkeypatch, fake_cloud, "alice")
     state = reserve(alice, dry_run=False, console=quiet()).state

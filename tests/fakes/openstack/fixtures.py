@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
+import openstack
 import pytest
 
 from .server import FakeCloud
@@ -25,3 +28,22 @@ def fake_cloud() -> Iterator[FakeCloud]:
     ``.clouds_yaml(path)``, ``.env(user=, auth=)``."""
     with FakeCloud() as cloud:
         yield cloud
+
+
+@pytest.fixture
+def no_ambient_openstack_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own OS_* variables must never leak into (or out to) the fake: use it
+    with ``pytestmark = pytest.mark.usefixtures("no_ambient_openstack_env")``."""
+    for key in list(os.environ):
+        if key.startswith("OS_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def conn(fake_cloud: FakeCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """openstacksdk connected to ``fake_cloud`` from a clouds.yaml (application credential),
+    as a user would connect."""
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(fake_cloud.clouds_yaml(tmp_path / "c.yaml")))
+    connection = openstack.connect(cloud="fake")
+    yield connection
+    connection.close()
