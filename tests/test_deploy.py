@@ -201,6 +201,16 @@ def test_pods_that_do_not_fit_the_nodes_are_unschedulable(tmp_path):
 
 def test_rollout_timeout_when_pods_never_become_ready(fake_k8s, cluster):
     fake_k8s.inject("never-ready")
+    # Apply, then wait for the fake to have failed a readiness probe, so the short rollout
+    # timeout below meets a pod that exists however slowly a busy machine runs the fake.
+    run(cluster, "k8s", wait=False)
+    fake_k8s.wait_for(
+        lambda: any(
+            e.get("reason") == "Unhealthy" for e in fake_k8s.list("Event", namespace="default")
+        ),
+        timeout=300,  # a hang detector
+        what="a failed readiness probe",
+    )
     with pytest.raises(RolloutFailed) as exc:
         run(cluster, "k8s", timeout=1.0)
     assert "timed out" in exc.value.message
