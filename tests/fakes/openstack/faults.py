@@ -8,6 +8,8 @@
     faults.fail("DELETE", r"/servers/", status=500, after=True)   # done, yet a 500
     faults.fail("DELETE", r"/floatingips/", status=204)          # "deleted", yet still there
     faults.server_error(name="node-1")          # next boot of node-1 ends in ERROR + fault
+    faults.server_error(name="node-2", message=BUILD_ABORTED.format(uuid="{uuid}",
+                        reason="Failed to allocate the network(s), not rescheduling."))
     faults.slow_server(name="node-2", polls=20) # next node-2 stays BUILD for 20 GETs
     faults.expire_tokens()                      # every client's next call gets a 401
     faults.lease_pending(name="lease-.*")       # the lease never leaves PENDING
@@ -27,6 +29,17 @@ import threading
 from dataclasses import dataclass, field
 
 from .state import World, utcnow
+
+# Nova's fault messages for a build that failed (nova/exception.py msg_fmt; "{uuid}" is
+# replaced by the server's id when its build fails, as Nova formats instance_uuid).
+NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+BUILD_ABORTED = "Build of instance {uuid} aborted: {reason}"  # BuildAbortException
+# MaxRetriesExceeded (a NoValidHost) after builds failed on every alternate host
+# (nova/conductor/manager.py build_instances).
+RETRIES_EXHAUSTED = (
+    "Exceeded maximum number of retries. Exhausted all hosts available for retrying "
+    "build failures for instance {uuid}."
+)
 
 # What a real cloud tends to say for each injected status.
 DEFAULT_MESSAGES = {
@@ -69,6 +82,8 @@ class _Fate:
     name: re.Pattern
     message: str
     count: int  # how many more matching resources get this fate (-1: all)
+    code: int = 500
+    details: str = ""
 
 
 @dataclass
@@ -128,13 +143,22 @@ class Faults:
     def server_error(
         self,
         name: str = ".*",
-        message: str = "No valid host was found. There are not enough hosts available.",
+        message: str = NO_VALID_HOST,
         count: int = 1,
+        *,
+        code: int = 500,
+        details: str = "",
     ) -> None:
         """The next ``count`` servers whose name fully matches ``name`` end their build in
-        ERROR with this ``fault.message`` (-1: every one)."""
+        ERROR with this fault (-1: every one). ``{uuid}`` in ``message`` becomes the
+        server's id (BUILD_ABORTED, RETRIES_EXHAUSTED). ``code`` is 500 for every build
+        fault Nova records (none of those exceptions sets a code: compute/utils.py
+        exception_to_dict); ``details`` (Nova keeps the traceback there) is shown only
+        when ``code`` is not 500, as to a non-admin caller (views/servers.py _get_fault)."""
         with self._lock:
-            self.server_errors.append(_Fate(re.compile(name), message, count))
+            self.server_errors.append(
+                _Fate(re.compile(name), message, count, code=code, details=details)
+            )
 
     def slow_server(self, name: str = ".*", polls: int = 10, count: int = 1) -> None:
         """The next ``count`` servers named like ``name`` stay in BUILD for ``polls`` GETs
@@ -194,10 +218,15 @@ class Faults:
 
     # -- consumed by the services
 
-    def take_server_error(self, name: str) -> str | None:
-        """The fault message for a server being booted now, if one was injected."""
+    def take_server_error(self, name: str) -> dict | None:
+        """The fault (message, code, details) for a server being booted now, if one was
+        injected."""
         with self._lock:
-            return self._take(self.server_errors, name)
+            for fate in self.server_errors:
+                if fate.count != 0 and fate.name.fullmatch(name):
+                    fate.count -= 1 if fate.count > 0 else 0
+                    return {"message": fate.message, "code": fate.code, "details": fate.details}
+            return None
 
     def take_server_polls(self, name: str) -> int | None:
         """BUILD polls for a server being booted now, if a slow build was injected."""
