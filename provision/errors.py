@@ -224,6 +224,25 @@ def is_connection_error(exc: BaseException) -> bool:
     )
 
 
+def is_timeout(exc: BaseException) -> bool:
+    """No answer within the session's timeout (keystoneauth turns requests' connect and read
+    timeouts alike into ConnectTimeout "Request to URL timed out")."""
+    import socket
+
+    from keystoneauth1 import exceptions as ks_exc
+    from requests import exceptions as rq_exc
+
+    return isinstance(exc, ks_exc.ConnectTimeout | rq_exc.Timeout | socket.timeout | TimeoutError)
+
+
+TIMEOUT_HINT = (
+    "the cloud accepted the connection but did not answer in time: it may be overloaded or "
+    "down (Chameleon posts outages at chameleoncloud.org); rerun the same command later "
+    "(it resumes from what exists), or allow more time with --api-timeout SECONDS "
+    "([cloud] api_timeout, 60 by default)"
+)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: busy 409s, 5xx, connection resets and timeouts. Never quota or
     capacity refusals, never the permanent conflicts (they need an action, not time)."""
@@ -289,6 +308,12 @@ def describe(exc: BaseException, what: str) -> GgctlError | None:
             f"the cloud refused our credentials while trying to {what}: {text}",
             hint="the token or application credential may have expired or been deleted; "
             "check with `openstack token issue`, then rerun",
+        )
+    if is_timeout(exc):
+        return CloudError(
+            f"could not {what}: {where or 'the cloud'} did not answer within the API "
+            f"timeout ({text})",
+            hint=TIMEOUT_HINT,
         )
     if is_connection_error(exc):
         return CloudError(

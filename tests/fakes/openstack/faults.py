@@ -3,6 +3,7 @@
     faults.fail("POST", r"/network/v2.0/routers$", status=503)       # next router create
     faults.fail("DELETE", r"/subnets/", status=409, nth=2, times=3)  # 2nd..4th subnet delete
     faults.fail("POST", r"/compute/v2.1/servers$", drop=True)        # connection reset
+    faults.fail("GET", r"/compute/v2.1/servers", hang=True, times=-1) # never answers
     faults.fail("POST", r"/v2.0/ports$", status=409, kind="IpAddressAlreadyAllocated")
     faults.fail("POST", r"/reservation/v1/leases$", drop=True, after=True)  # done, reply lost
     faults.fail("DELETE", r"/servers/", status=500, after=True)   # done, yet a 500
@@ -60,6 +61,7 @@ class Rule:
     nth: int = 1
     times: int = 1
     drop: bool = False  # close the connection instead of answering
+    hang: bool = False  # accept the request and never answer (until the fake stops)
     after: bool = False  # carry the request out first, then fail or drop the reply
     message: str = ""
     kind: str = ""  # the service's error type (Neutron's NeutronError.type), e.g. RouterInUse
@@ -67,11 +69,11 @@ class Rule:
     fired: int = 0  # how many times this rule has failed a call
 
     def hit(self, method: str, path: str) -> bool:
-        """Count a call; True when this one must fail."""
+        """Count a call; True when this one must fail (``times`` -1: every one from nth)."""
         if method != self.method or not self.path.search(path):
             return False
         self.calls += 1
-        if self.nth <= self.calls < self.nth + self.times:
+        if self.nth <= self.calls and (self.times < 0 or self.calls < self.nth + self.times):
             self.fired += 1
             return True
         return False
@@ -92,6 +94,8 @@ class Faults:
 
     world: World
     rules: list[Rule] = field(default_factory=list)
+    # set when the fake stops: hung requests return then (no thread outlives the fake)
+    released: threading.Event = field(default_factory=threading.Event)
     server_errors: list[_Fate] = field(default_factory=list)
     server_slow: list[_Fate] = field(default_factory=list)
     lease_fates: list[tuple[str, _Fate]] = field(default_factory=list)
@@ -106,13 +110,17 @@ class Faults:
         nth: int = 1,
         times: int = 1,
         drop: bool = False,
+        hang: bool = False,
         after: bool = False,
         message: str = "",
         kind: str = "",
     ) -> Rule:
         """Fail the ``nth`` (1-based) and the following ``times - 1`` calls matching
-        ``method`` and the ``path`` regex, with ``status`` (409, 500, 503 ...) or, with
-        ``drop=True``, by closing the connection without a reply. By default the failed
+        ``method`` and the ``path`` regex (``times=-1``: all of them), with ``status``
+        (409, 500, 503 ...) or, with ``drop=True``, by closing the connection without a
+        reply, or with ``hang=True`` by never answering: the connection is accepted and
+        the request read, then nothing (a wedged API process behind a live load balancer)
+        until the fake stops; the client's timeout must end it. By default the failed
         call changes nothing; ``after=True`` lets it take effect first (the reply is lost
         or is an error anyway, as with a gateway timeout). Returns the rule; its ``calls``
         and ``fired`` count what it saw. Logged with status 0 when dropped."""
@@ -123,6 +131,7 @@ class Faults:
             nth,
             times,
             drop,
+            hang,
             after,
             message or DEFAULT_MESSAGES.get(status, "Injected fault."),
             kind,
