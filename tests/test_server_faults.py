@@ -115,3 +115,30 @@ def test_transient_faults_end_after_bounded_boots(fake_cloud, alice):
 def test_fault_classes(message, transient):
     """Nova's texts (nova/exception.py msg_fmt; compute/manager.py picks which)."""
     assert classify_server_fault(message).transient is transient
+
+
+def test_ggctl_reserve_says_it_in_one_message(fake_cloud, monkeypatch, tmp_path, capsys):
+    """The same through the command: exit 1, one message, the traceback only in errors.log
+    and with -v."""
+    from cloud_helpers import FAST, make_key
+
+    from ggctl.cli import main
+
+    clean_os_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(fake_cloud.clouds_yaml(tmp_path / "c.yaml")))
+    monkeypatch.setenv("OS_CLOUD", "fake")
+    for key, value in FAST.items():
+        monkeypatch.setenv(f"GGCTL_CLOUD__{key.upper()}", str(value))
+    monkeypatch.setenv("COLUMNS", "200")
+    fake_cloud.faults.server_error(name="node-1-alice", message=NO_VALID_HOST, count=-1)
+    state = tmp_path / "state"
+    argv = ["--state-dir", str(state), "reserve", "--key", str(make_key(tmp_path))]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_.value.code == 1 and "Traceback" not in err and err.count("error:") == 1
+    assert "server node-1-alice (" in err and NO_VALID_HOST in err and "hint:" in err
+    assert "Traceback" in (state / "errors.log").read_text()
+    with pytest.raises(SystemExit) as exit_:
+        main(["-v", *argv])
+    assert exit_.value.code == 1 and "Traceback" in capsys.readouterr().err
