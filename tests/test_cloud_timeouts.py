@@ -103,3 +103,11 @@ def test_a_timed_out_step_is_retried_once(fake_cloud, cli_env, capsys):
     assert code == 1 and "Traceback" not in err, err
     assert "could not create router" in " ".join(err.split()), err
     assert rule.fired == 2  # FAST allows 3 retries of a transient error
+
+
+def test_down_takes_the_flag_to_its_teardown(fake_cloud, cli_env, capsys):
+    state, _key = cli_env
+    fake_cloud.faults.fail("POST", r"/identity/v3/auth/tokens$", hang=True, times=-1)
+    argv = ["--state-dir", str(state), "down", "--yes", "--api-timeout", "0.4"]
+    code, _, err = ggctl(argv, capsys)
+    assert code == 1 and "did not answer within 0.4 s" in " ".join(err.split()), err
