@@ -59,6 +59,16 @@ def test_no_valid_host_stops_at_once_and_keeps_the_server(fake_cloud, alice):
     assert NO_VALID_HOST in err.value.message
     assert "reserved hosts" in err.value.message
     assert "ggctl status" in err.value.hint and "openstack server show" in err.value.hint
+    # and `ggctl status` says it too
+    from ggctl.provision.show import print_status
+    from ggctl.provision.status import status
+
+    console = quiet()
+    data = status(alice)
+    print_status(console, data, "table")
+    [node] = [n for n in data["nodes"] if n["node"] == "node-1"]
+    assert node["status"] == "ERROR" and node["fault"] == NO_VALID_HOST
+    assert f"node-1-alice is in ERROR: {NO_VALID_HOST}" in " ".join(console.file.getvalue().split())
 
 
 def test_image_that_does_not_fit_stops_at_once(fake_cloud, alice):
