@@ -232,6 +232,51 @@ def test_cluster_without_a_reservation(isolated, capfd):
     one_message(code, err, state, "no inventory at", "run `ggctl reserve` first")
 
 
+def test_cluster_with_a_file_where_the_runs_folder_goes(isolated, capfd):
+    state = isolated / "state"
+    state.mkdir()
+    (state / "runs").write_text("not a folder\n")
+    inv = inventory(isolated / "inv.yml", free_port())
+    code, err = cli(capfd, "--state-dir", str(state), "cluster", "-i", str(inv))
+    one_message(code, err, state, f"cannot use {state / 'runs'}/", "Not a directory", "--state-dir")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare (mounts)"
+)
+def test_cluster_on_a_read_only_state_dir(isolated):
+    """The installed command in a private mount namespace whose state dir is read-only."""
+    ro = isolated / "ro"
+    ro.mkdir()
+    inv = inventory(isolated / "inv.yml", free_port())
+    ggctl = Path(sys.executable).parent / "ggctl"
+    script = f'mount -t tmpfs -o ro,size=1m tmpfs "{ro}" && exec "$@"'
+    r = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(ggctl),
+            "--state-dir",
+            str(ro / "state"),
+            "cluster",
+            "-i",
+            str(inv),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    err = " ".join(r.stderr.split())
+    assert r.returncode == 1 and "Traceback" not in err, err
+    assert f"cannot use {ro / 'state'}: Read-only file system" in err and "hint:" in err
+
+
 # ------------------------------------------------------------------------------ build
 
 
