@@ -141,8 +141,14 @@ def kubeconfig_server(path: Path) -> str | None:
         config = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return None
-    clusters = {c.get("name"): c.get("cluster") or {} for c in config.get("clusters") or []}
-    contexts = {c.get("name"): c.get("context") or {} for c in config.get("contexts") or []}
+    if not isinstance(config, dict):  # not a kubeconfig: the client library will say so
+        return None
+
+    def named(key: str, inner: str) -> dict[Any, Any]:
+        entries = config.get(key) if isinstance(config.get(key), list) else []
+        return {e.get("name"): e.get(inner) or {} for e in entries if isinstance(e, dict)}
+
+    clusters, contexts = named("clusters", "cluster"), named("contexts", "context")
     current = contexts.get(config.get("current-context")) or {}
     chosen = clusters.get(current.get("cluster")) or next(iter(clusters.values()), {})
     return chosen.get("server")

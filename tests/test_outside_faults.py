@@ -571,3 +571,24 @@ def test_kubectl_tunnel_meets_another_host_key(isolated, fake_k8s, capfd, monkey
         "another host key than the one remembered",
         "ssh-keygen -R",
     )
+
+
+# ------------------------------------------------------------------------------ deploy
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("garbage: [\n", "it is not YAML"),
+        ("- a\n- b\n", "it is not a kubeconfig"),
+        ("plain text\n", "it is not a kubeconfig"),
+    ],
+)
+def test_deploy_with_a_file_that_is_no_kubeconfig(isolated, capfd, text, says):
+    state = isolated / "state"
+    kubeconfig = isolated / "kubeconfig"
+    kubeconfig.write_text(text)
+    args = ["deploy", "--kubeconfig", str(kubeconfig), "--image", "node-0:5000/ml-app:x"]
+    code, err = cli(capfd, "--state-dir", str(state), *args)
+    one_message(code, err, state, f"cannot use the kubeconfig {kubeconfig}: {says}", "--kubeconfig")
+    shows_traceback_with_v(capfd, state, *args)
