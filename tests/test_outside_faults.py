@@ -592,3 +592,19 @@ def test_deploy_with_a_file_that_is_no_kubeconfig(isolated, capfd, text, says):
     code, err = cli(capfd, "--state-dir", str(state), *args)
     one_message(code, err, state, f"cannot use the kubeconfig {kubeconfig}: {says}", "--kubeconfig")
     shows_traceback_with_v(capfd, state, *args)
+
+
+def test_a_state_record_that_is_not_json(isolated, capfd, fake_k8s):
+    """deploy reads the image `ggctl build` recorded: a broken record is named, not a trace."""
+    state = isolated / "state"
+    state.mkdir()
+    (state / "build.json").write_text('{"image": "node-0:5000/ml-app:abc",\n')
+    args = ["deploy", "--kubeconfig", str(fake_k8s.kubeconfig_path)]
+    code, err = cli(capfd, "--state-dir", str(state), *args)
+    one_message(
+        code,
+        err,
+        state,
+        f"{state / 'build.json'} (ggctl's record of `build`) is not valid JSON",
+        f"mv {state / 'build.json'}",
+    )
