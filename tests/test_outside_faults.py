@@ -35,6 +35,15 @@ from ggctl.inventory.ansible import INVENTORY_FILE
 from ggctl.ports import free_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+# The "node" runs /usr/bin's curl; kubectl is the machine's own (on every CI machine).
+needs_curl = pytest.mark.skipif(
+    not os.access("/usr/bin/curl", os.X_OK), reason="needs curl in /usr/bin"
+)
+needs_kubectl = pytest.mark.skipif(
+    shutil.which("kubectl") is None and not os.environ.get("CI"),
+    reason="kubectl is not installed (it is on CI machines)",
+)
+needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs OpenSSH's ssh")
 needs_ansible = pytest.mark.skipif(
     not (Path(sys.executable).parent / "ansible-playbook").exists()
     and shutil.which("ansible-playbook") is None,
@@ -164,6 +173,7 @@ def sshd():
 # ------------------------------------------------------------------------------ cluster
 
 
+@needs_ssh
 @needs_ansible
 def test_cluster_node_refuses_ssh(isolated, capfd):
     state = isolated / "state"
@@ -345,6 +355,7 @@ def build_args(state: Path, model: Path) -> list[str]:
     return ["--state-dir", str(state), "build", "--model", str(model)]
 
 
+@needs_ssh
 def test_build_node_refuses_ssh(isolated, model, capfd):
     state = isolated / "state"
     state.mkdir()
@@ -365,6 +376,7 @@ def test_build_node_refuses_ssh(isolated, model, capfd):
     shows_traceback_with_v(capfd, state, *build_args(state, model)[2:])
 
 
+@needs_curl
 def test_build_registry_answers_500(node, registry, model, capfd, monkeypatch):
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{registry.port}")
     registry.handler.status = 500
@@ -381,6 +393,7 @@ def test_build_registry_answers_500(node, registry, model, capfd, monkeypatch):
     assert registry.handler.seen and registry.handler.seen[0].startswith("http://node-0:5000/v2/")
 
 
+@needs_curl
 def test_build_registry_refuses(node, model, capfd, monkeypatch):
     dead = free_port()
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{dead}")
@@ -395,6 +408,7 @@ def test_build_registry_refuses(node, model, capfd, monkeypatch):
     )
 
 
+@needs_curl
 def test_build_node_without_buildkit(node, registry, model, capfd, monkeypatch):
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{registry.port}")
     registry.handler.status = 404  # not pushed yet: build it
@@ -467,6 +481,7 @@ def cluster_state(isolated, fake_k8s, monkeypatch):
     return state
 
 
+@needs_kubectl
 def test_kubectl_through_the_tunnel_works(cluster_state, capfd):
     """The baseline the faults below break: the same path answers."""
     code, err = cli(capfd, "--state-dir", str(cluster_state), "kubectl", "--", "get", "ns")
@@ -497,6 +512,7 @@ KUBECTL_ANSWERS = [
 ]
 
 
+@needs_kubectl
 @pytest.mark.parametrize(("status", "reason", "message", "kubectl_says"), KUBECTL_ANSWERS)
 def test_kubectl_passes_the_api_servers_answer_on(
     cluster_state, fake_k8s, capfd, status, reason, message, kubectl_says
@@ -511,6 +527,7 @@ def test_kubectl_passes_the_api_servers_answer_on(
         assert message in err, err
 
 
+@needs_kubectl
 def test_kubectl_against_a_hung_api_server_ends_at_its_request_timeout(
     cluster_state, fake_k8s, capfd
 ):
@@ -521,6 +538,7 @@ def test_kubectl_against_a_hung_api_server_ends_at_its_request_timeout(
     assert "Client.Timeout" in err or "context deadline exceeded" in err, err
 
 
+@needs_ssh
 def test_kubectl_tunnel_refused(isolated, fake_k8s, capfd, monkeypatch):
     """Real ssh, and nothing listening where node-0 should be."""
     state = isolated / "state"
@@ -547,6 +565,7 @@ def test_kubectl_tunnel_refused(isolated, fake_k8s, capfd, monkeypatch):
     shows_traceback_with_v(capfd, state, *args)
 
 
+@needs_ssh
 def test_kubectl_tunnel_meets_another_host_key(isolated, fake_k8s, capfd, monkeypatch, sshd):
     """A real sshd whose host key is not the one remembered (a reused address)."""
     state = isolated / "state"
