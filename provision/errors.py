@@ -61,7 +61,9 @@ _RETRIES_EXHAUSTED = re.compile(r"^Exceeded maximum number of retries", re.IGNOR
 # NoValidHost: the scheduler found no host at all ("No valid host was found. " with an
 # empty reason when Placement has no candidate, or "... There are not enough hosts
 # available."). On a lease's reserved flavor that means the reservation's hosts are full
-# or down: booting again changes neither.
+# or down: booting again changes neither. (Not a race with the lease's start: Blazar marks a
+# lease ACTIVE only once its plugin's on_start has set the hosts up, manager/service.py
+# start_lease, and ggctl boots only then.)
 _NO_VALID_HOST = re.compile(r"^No valid host was found", re.IGNORECASE)
 # BuildAbortException: "Build of instance <uuid> aborted: <reason>". Nova aborts instead of
 # rescheduling both for passing trouble (network allocation or a VIF plug timing out,
