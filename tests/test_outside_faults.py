@@ -592,6 +592,12 @@ def test_kubectl_tunnel_meets_another_host_key(isolated, fake_k8s, capfd, monkey
     )
 
 
+def test_kubectl_not_installed(cluster_state, capfd, monkeypatch, isolated):
+    monkeypatch.setenv("PATH", str(isolated / "bin"))  # the stand-in ssh only
+    code, err = cli(capfd, "--state-dir", str(cluster_state), "kubectl", "--", "get", "pods")
+    one_message(code, err, cluster_state, "kubectl is not installed here", "ggctl ssh node-0")
+
+
 # ------------------------------------------------------------------------------ deploy
 
 
