@@ -91,6 +91,12 @@ class CloudSettings(Section):
     lease_timeout: float = Field(600.0, gt=0, description="seconds to wait for the lease")
     server_timeout: float = Field(1200.0, gt=0, description="seconds to wait for ACTIVE")
     delete_timeout: float = Field(600.0, gt=0, description="seconds to wait for a deletion")
+    api_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="seconds one cloud API request may go unanswered (connect or reply) "
+        "before it fails; a timed-out request is retried once",
+    )
     retries: int = Field(5, ge=0, le=20, description="retries of a transient API error")
     retry_backoff: float = Field(2.0, ge=0, description="first retry delay, doubled each time")
 

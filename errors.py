@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
 import subprocess
@@ -137,6 +138,32 @@ def _processes(exc: BaseException) -> GgctlError | None:
     return None
 
 
+#: A file or folder this machine will not let us use: a failure of the surroundings (a full
+#: or read-only disk, a path that is a file), not of ggctl.
+_FILESYSTEM_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+}
+
+
+def _filesystem(exc: BaseException) -> GgctlError | None:
+    if isinstance(exc, OSError) and exc.filename and exc.errno in _FILESYSTEM_ERRNOS:
+        return GgctlError(
+            f"cannot use {exc.filename}: {exc.strerror}",
+            "check that path: its permissions, free space, and that no file stands where a "
+            "folder should be (the state dir is --state-dir, else $XDG_STATE_HOME/ggctl)",
+        )
+    return None
+
+
 def _cloud(exc: BaseException) -> GgctlError | None:
     """openstacksdk, keystoneauth, blazarclient and python-chi failures that escaped the cloud
     steps' own handling: provision.errors.describe knows their bodies and statuses."""
@@ -148,7 +175,7 @@ def _cloud(exc: BaseException) -> GgctlError | None:
 
 
 #: Translators tried in order; each returns None for an exception it does not know.
-TRANSLATORS = [_kubernetes, _cloud, _transport, _processes]
+TRANSLATORS = [_kubernetes, _cloud, _transport, _processes, _filesystem]
 
 
 def for_person(exc: BaseException) -> GgctlError | None:

@@ -25,7 +25,16 @@ class StateDir:
         p = self.path(f"{name}.json")
         if not p.exists():
             return None
-        return json.loads(p.read_text())
+        try:
+            data = json.loads(p.read_text())
+        except ValueError as exc:  # edited by hand, or cut short outside ggctl's atomic writes
+            from ggctl.errors import GgctlError
+
+            raise GgctlError(
+                f"{p} (ggctl's record of `{name}`) is not valid JSON: {exc}",
+                hint=f"move it away (mv {p} {p}.bad) and run the step that writes it again",
+            ) from exc
+        return data
 
     def write(self, name: str, data: dict[str, Any]) -> Path:
         self.ensure()

@@ -132,6 +132,43 @@ def resolve_inventory(
     return path.resolve()
 
 
+def inventory_json(inventory: Path) -> dict[str, Any]:
+    """The inventory as Ansible itself reads it (`ansible-inventory --list`)."""
+    return _ansible_inventory(inventory)[0]
+
+
+def _ansible_inventory(inventory: Path) -> tuple[dict[str, Any], str]:
+    """`ansible-inventory --list`: the inventory and Ansible's warnings about it."""
+    import subprocess
+
+    r = subprocess.run(
+        [tool("ansible-inventory"), "-i", str(inventory), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "True"},
+    )
+    if r.returncode != 0:
+        raise ClusterError(f"ansible-inventory cannot read {inventory}:\n{r.stderr.strip()}")
+    return json.loads(r.stdout), r.stderr.strip()
+
+
+def check_inventory(inventory: Path) -> None:
+    """Refuse an inventory in which Ansible finds no control plane. ansible-playbook does
+    not: an unparsable file or one without ggctl's groups leaves it only the implicit
+    localhost, every play matches no host, and the run "succeeds" having done nothing."""
+    data, said = _ansible_inventory(inventory)
+    if (data.get("kube_control_plane") or {}).get("hosts"):
+        return
+    raise ClusterError(
+        f"Ansible finds no host in group kube_control_plane in {inventory}"
+        + (f":\n{said}" if said else ""),
+        hint="the inventory needs groups kube_control_plane, kube_node and registry, and "
+        "node_ip per host (see playbooks/inventory.example.yml); `ggctl reserve` writes "
+        "one; then rerun `ggctl cluster`",
+    )
+
+
 def parse_extra_vars(pairs: Sequence[str]) -> dict[str, Any]:
     """`-e KEY=VALUE` pairs; VALUE is read as YAML (numbers, booleans, lists)."""
     out: dict[str, Any] = {}
@@ -310,7 +347,7 @@ def run_plan(
         raise ClusterError(
             f"ansible-playbook {plan.playbook}.yml {runner.status} (rc={result.rc}) after "
             f"{model.elapsed():.0f} s:\n{report}",
-            hint=f"full log: {log_path}; fix and rerun: finished steps are skipped",
+            hint=failure_hint(model, log_path, plan.playbook),
         )
     if plan.playbook == "cluster" and not plan.check:
         result.kubeconfig = install_kubeconfig(state, tunnel_port)
@@ -325,6 +362,44 @@ def run_plan(
             },
         )
     return result
+
+
+# ssh's own words for why it could not log in (OpenSSH sshconnect.c, sshconnect2.c).
+_HOST_KEY = re.compile(r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED")
+_KEY_REFUSED = re.compile(r"Permission denied \(publickey")
+
+
+def ssh_failure_hint(said: str, hosts: str, node: str = "node-0") -> str:
+    """What to do about ssh's own words for why it could not log in to `hosts`."""
+    if _HOST_KEY.search(said):
+        return (
+            f"{hosts} showed another host key than the one remembered for it: if the server "
+            "was rebuilt or replaced, remove the old key (`ssh-keygen -R HOST -f KNOWN_HOSTS`, "
+            "the known_hosts its ssh options name); if not, do not connect: someone else "
+            "may answer at that address"
+        )
+    if _KEY_REFUSED.search(said):
+        return (
+            f"ssh reached {hosts} but its key was refused: check `ggctl ssh {node} -- true` "
+            "and that the inventory's key is the one `ggctl reserve` installed (--key)"
+        )
+    return (
+        f"ssh could not reach {hosts}: check that the servers are ACTIVE "
+        f"(`ggctl status`) and that `ggctl ssh {node} -- true` works"
+    )
+
+
+def failure_hint(model: ProgressModel, log_path: Path, playbook: str = "cluster") -> str:
+    """What to do next. Unreachable hosts need something else than a failed task: the
+    cause is ssh (the server, the key, the host key), and rerunning alone will not help."""
+    rerun = f"then rerun `ggctl cluster{'' if playbook == 'cluster' else ' ' + playbook}`"
+    tail = f"{rerun} (finished steps are skipped); full log: {log_path}"
+    unreachable = [f for f in model.failures if f.kind == "unreachable"]
+    if not unreachable:
+        return f"fix the cause shown above, {tail}"
+    hosts = ", ".join(sorted({f.host for f in unreachable}))
+    said = "\n".join(line for f in unreachable for line in f.lines)
+    return f"{ssh_failure_hint(said, hosts, unreachable[0].host)}; {tail}"
 
 
 def _log_tail(path: Path, n: int = 20) -> str:
@@ -385,6 +460,7 @@ def run_from_settings(
         verbosity=max(0, settings.verbose - 1),
         forks=cfg.forks,
     )
+    check_inventory(plan.inventory)
     if not settings.quiet:
         mode = " in check mode (nothing changes)" if check else ""
         console.print(

@@ -7,7 +7,6 @@ open a local forward to node-0's API server for as long as they need it, and clo
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import shutil
@@ -21,7 +20,14 @@ from typing import Any
 
 import yaml
 
-from ggctl.cluster.run import KUBECONFIG, ClusterError, default_inventory, resolve_inventory, tool
+from ggctl.cluster.run import (
+    KUBECONFIG,
+    ClusterError,
+    default_inventory,
+    inventory_json,
+    resolve_inventory,
+    ssh_failure_hint,
+)
 from ggctl.ports import free_port, port_free
 from ggctl.state import StateDir
 
@@ -36,20 +42,6 @@ class SshTarget:
     key: str | None = None
     common_args: list[str] = field(default_factory=list)
     node_ip: str | None = None
-
-
-def inventory_json(inventory: Path) -> dict[str, Any]:
-    """The inventory as Ansible itself reads it (`ansible-inventory --list`)."""
-    r = subprocess.run(
-        [tool("ansible-inventory"), "-i", str(inventory), "--list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "True"},
-    )
-    if r.returncode != 0:
-        raise ClusterError(f"ansible-inventory cannot read {inventory}:\n{r.stderr.strip()}")
-    return json.loads(r.stdout)
 
 
 def control_plane_ssh(inventory: Path) -> SshTarget:
@@ -117,14 +109,16 @@ def api_tunnel(
             if proc.poll() is not None:
                 err = proc.stderr.read().strip() if proc.stderr else ""
                 raise ClusterError(
-                    f"the SSH tunnel to {target.host} closed: {err or 'no message'}",
-                    hint="check that `ggctl ssh node-0` works",
+                    f"the SSH tunnel to the API server via {target.host} closed: "
+                    f"{err or 'no message'}",
+                    hint=ssh_failure_hint(err, target.host) + "; then run the command again",
                 )
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
                 break
             if time.monotonic() > deadline:
                 raise ClusterError(
-                    f"the SSH tunnel to {target.host} did not open in {timeout:.0f} s"
+                    f"the SSH tunnel to {target.host} did not open in {timeout:.0f} s",
+                    hint=ssh_failure_hint("", target.host) + "; then run the command again",
                 )
             time.sleep(0.1)
         yield port
@@ -147,8 +141,14 @@ def kubeconfig_server(path: Path) -> str | None:
         config = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return None
-    clusters = {c.get("name"): c.get("cluster") or {} for c in config.get("clusters") or []}
-    contexts = {c.get("name"): c.get("context") or {} for c in config.get("contexts") or []}
+    if not isinstance(config, dict):  # not a kubeconfig: the client library will say so
+        return None
+
+    def named(key: str, inner: str) -> dict[Any, Any]:
+        entries = config.get(key) if isinstance(config.get(key), list) else []
+        return {e.get("name"): e.get(inner) or {} for e in entries if isinstance(e, dict)}
+
+    clusters, contexts = named("clusters", "cluster"), named("contexts", "context")
     current = contexts.get(config.get("current-context")) or {}
     chosen = clusters.get(current.get("cluster")) or next(iter(clusters.values()), {})
     return chosen.get("server")

@@ -52,6 +52,11 @@ name_option = click.option(
     "--name", help="Suffix on every resource name (default: your OpenStack user name)."
 )
 site_option = click.option("--site", help="Chameleon site (default KVM@TACC).")
+api_timeout_option = click.option(
+    "--api-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds one cloud API request may go unanswered (default 60; [cloud] api_timeout).",
+)
 
 
 model_option = click.option(

@@ -8,6 +8,7 @@ import rich_click as click
 
 from ggctl.commands.base import (
     Ctx,
+    api_timeout_option,
     cloud_flags,
     console,
     err_console,
@@ -26,6 +27,7 @@ from ggctl.commands.base import (
 @click.option("--image", help="Node image (default CC-Ubuntu24.04).")
 @click.option("--hours", type=int, help="Length of a new lease (default 6).")
 @os_cloud_option
+@api_timeout_option
 @click.option(
     "--key",
     "public_key",
@@ -42,6 +44,7 @@ def reserve(
     image: str | None,
     hours: int | None,
     os_cloud: str | None,
+    api_timeout: float | None,
     public_key: Path | None,
 ) -> None:
     """Reserve the lease, networks and three VMs on Chameleon; resumes, never duplicates."""
@@ -56,6 +59,7 @@ def reserve(
             image=image,
             hours=hours,
             os_cloud=os_cloud,
+            api_timeout=api_timeout,
             public_key=public_key,
         )
     )
@@ -71,13 +75,23 @@ def reserve(
 @name_option
 @site_option
 @os_cloud_option
+@api_timeout_option
 @pass_ctx
-def status(ctx: Ctx, output: str, name: str | None, site: str | None, os_cloud: str | None) -> None:
+def status(
+    ctx: Ctx,
+    output: str,
+    name: str | None,
+    site: str | None,
+    os_cloud: str | None,
+    api_timeout: float | None,
+) -> None:
     """Show what exists: lease and its expiry, servers, addresses, floating IP."""
     from ggctl.provision.show import configure_logging, print_status
     from ggctl.provision.status import status as do_status
 
-    settings = ctx.settings(**cloud_flags(name=name, site=site, os_cloud=os_cloud))
+    settings = ctx.settings(
+        **cloud_flags(name=name, site=site, os_cloud=os_cloud, api_timeout=api_timeout)
+    )
     configure_logging(settings.verbose)
     print_status(console, do_status(settings), output)
 
@@ -89,13 +103,23 @@ def status(ctx: Ctx, output: str, name: str | None, site: str | None, os_cloud: 
 @name_option
 @site_option
 @os_cloud_option
+@api_timeout_option
 @pass_ctx
-def extend(ctx: Ctx, hours: int, name: str | None, site: str | None, os_cloud: str | None) -> None:
+def extend(
+    ctx: Ctx,
+    hours: int,
+    name: str | None,
+    site: str | None,
+    os_cloud: str | None,
+    api_timeout: float | None,
+) -> None:
     """Lengthen the lease by some hours."""
     from ggctl.provision.show import configure_logging
     from ggctl.provision.status import extend as do_extend
 
-    settings = ctx.settings(**cloud_flags(name=name, site=site, os_cloud=os_cloud))
+    settings = ctx.settings(
+        **cloud_flags(name=name, site=site, os_cloud=os_cloud, api_timeout=api_timeout)
+    )
     configure_logging(settings.verbose)
     lease = do_extend(settings, hours)
     console.print(

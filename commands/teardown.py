@@ -6,6 +6,7 @@ import rich_click as click
 
 from ggctl.commands.base import (
     Ctx,
+    api_timeout_option,
     cloud_flags,
     console,
     err_console,
@@ -23,15 +24,24 @@ from ggctl.errors import GgctlError
 @name_option
 @site_option
 @os_cloud_option
+@api_timeout_option
 @pass_ctx
 def teardown(
-    ctx: Ctx, dry_run: bool, yes: bool, name: str | None, site: str | None, os_cloud: str | None
+    ctx: Ctx,
+    dry_run: bool,
+    yes: bool,
+    name: str | None,
+    site: str | None,
+    os_cloud: str | None,
+    api_timeout: float | None,
 ) -> None:
     """Release everything of yours: floating IP, servers, router, networks, group, lease."""
     from ggctl.provision.show import configure_logging, print_leaks, print_plan
     from ggctl.provision.teardown import teardown as do_teardown
 
-    settings = ctx.settings(**cloud_flags(name=name, site=site, os_cloud=os_cloud))
+    settings = ctx.settings(
+        **cloud_flags(name=name, site=site, os_cloud=os_cloud, api_timeout=api_timeout)
+    )
     configure_logging(settings.verbose)
     if not dry_run and not yes:
         preview = do_teardown(settings, dry_run=True, console=err_console)

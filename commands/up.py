@@ -9,6 +9,7 @@ import rich_click as click
 
 from ggctl.commands.base import (
     Ctx,
+    api_timeout_option,
     choice_options,
     chosen_model,
     cloud_flags,
@@ -40,6 +41,7 @@ from ggctl.commands.teardown import teardown as teardown_command
 @name_option
 @site_option
 @os_cloud_option
+@api_timeout_option
 @pass_ctx
 def up(
     ctx: Ctx,
@@ -52,6 +54,7 @@ def up(
     name: str | None,
     site: str | None,
     os_cloud: str | None,
+    api_timeout: float | None,
 ) -> None:
     """From nothing to a URL: reserve → cluster → build → deploy, skipping what is done."""
     from ggctl.provision.show import configure_logging
@@ -59,7 +62,13 @@ def up(
 
     settings = ctx.settings(
         deploy={"strategy": strategy},
-        **cloud_flags(name=name, site=site, os_cloud=os_cloud, public_key=public_key),
+        **cloud_flags(
+            name=name,
+            site=site,
+            os_cloud=os_cloud,
+            api_timeout=api_timeout,
+            public_key=public_key,
+        ),
     )
     configure_logging(settings.verbose)
     model = chosen_model(settings, model, int8_if_better, data, max_drop)
@@ -93,6 +102,7 @@ def up(
 @name_option
 @site_option
 @os_cloud_option
+@api_timeout_option
 @click.pass_context
 def down(cctx: click.Context, dry_run: bool, **kw: Any) -> None:
     """Undo `ggctl up`: teardown, then forget the cluster, image and deployment records."""

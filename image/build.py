@@ -228,10 +228,20 @@ def registry_has(target: list[str], tag: str, timeout: float = 60.0) -> bool:
             f"cannot ssh to {target[-1]}: {r.stderr.strip() or 'no message'}",
             hint="check `ggctl status` and `ggctl ssh node-0 -- true`",
         )
+    node = target[-1]
+    said = r.stderr.strip() or "no message"
+    check = f"`ggctl ssh {node} -- curl -sSI http://{REGISTRY}/v2/`"
+    if code in ("", "000"):  # curl's "no HTTP answer" (refused, timed out, no route)
+        raise BuildError(
+            f"the registry {REGISTRY} did not answer from {node}: {said}",
+            hint=f"check it with {check}; `ggctl cluster registry` (re)installs it",
+        )
     raise BuildError(
-        f"the registry {REGISTRY} did not answer from {target[-1]} "
-        f"(HTTP {code or '-'}): {r.stderr.strip() or 'no message'}",
-        hint="run `ggctl cluster registry` to (re)install it",
+        f"the registry {REGISTRY} answered HTTP {code} to {node}'s check of "
+        f"{manifest_url(tag)}: {said}",
+        hint=f"a fault of the registry, not of the image: check it with {check} and its "
+        f"log (`ggctl ssh {node} -- sudo journalctl -u ggctl-registry@private`); "
+        "`ggctl cluster registry` (re)installs it; then rerun `ggctl build`",
     )
 
 

@@ -71,6 +71,11 @@ HINTS = {
     "FailedCreate": "The namespace refuses the pods (ResourceQuota, LimitRange, PodSecurity, "
     "a missing ServiceAccount): `ggctl kubectl describe quota,limitrange -n NAMESPACE` shows "
     "its limits; free them or deploy to another namespace (-n).",
+    "FailedCreate-serviceaccount": "The namespace lacks the ServiceAccount the pods run as, "
+    "so none can be created. ggctl's pods use the namespace's \"default\" one, which "
+    "kube-controller-manager's serviceaccount controller makes in every namespace: check that "
+    "it runs (`ggctl kubectl -n kube-system get pods`) and what exists "
+    "(`ggctl kubectl get serviceaccounts -n NAMESPACE`), then deploy again.",
     "OOMKilled": "The container ran out of memory: raise the memory limit of the strategy.",
     "Unschedulable": "The pods' CPU/memory requests do not fit on any node's free capacity: "
     "use a strategy with smaller requests or free the cluster "
@@ -862,6 +867,9 @@ def _fail(
         if reason == "CrashLoopBackOff" and not log
         else "NoNodes"
         if reason == "Unschedulable" and "Insufficient" not in problem.message
+        # ServiceAccount admission's refusal, not a quota (plugin/pkg/admission/serviceaccount)
+        else "FailedCreate-serviceaccount"
+        if reason == "FailedCreate" and "error looking up service account" in problem.message
         else reason
     )
     hint = HINTS.get(hint_key, HINTS["timeout"] if timed_out else None)

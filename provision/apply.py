@@ -24,6 +24,7 @@ from ggctl.provision.discover import deleters, holdings, listers
 from ggctl.provision.errors import (
     AuthError,
     CloudError,
+    classify_server_fault,
     describe,
     error_text,
     find_or_none,
@@ -345,7 +346,12 @@ def wait_lease(ctx: Context) -> Found:
 
 
 def wait_server(ctx: Context, a: Action) -> Found:
-    """Wait for ACTIVE; a server in ERROR (or vanished) is deleted and booted again."""
+    """Wait for ACTIVE. A server in ERROR (or vanished) on a transient fault is deleted and
+    booted again, up to SERVER_ATTEMPTS boots; on a permanent fault (no host on the
+    reserved flavor, an image that does not fit) the run stops at once and the server is
+    kept: booting again would fail the same way, and deleting it would take away its
+    fault, the one record of why (a deleted server's fault is not shown to users), which
+    `openstack server show` and a help-desk ticket need. A rerun replaces it."""
     spec = a.spec
     for attempt in range(1, SERVER_ATTEMPTS + 1):
         failed: list[Found] = []
@@ -372,15 +378,31 @@ def wait_server(ctx: Context, a: Action) -> Found:
         )
         if not failed:
             return result
-        fault = result.attrs.get("fault") or "no fault message from Nova"
+        text = result.attrs.get("fault") or ""
+        fault = text or "no fault message from Nova"
+        kind = classify_server_fault(text)
+        if not kind.transient:
+            raise CloudError(
+                f"server {spec.name} ({result.id}) went to ERROR: {fault} ({kind.why})",
+                hint=f"{kind.hint}. The server is kept for `openstack server show "
+                f"{result.id}`; rerun `ggctl reserve` once that is fixed (it replaces the "
+                "server), or `ggctl teardown` to free everything",
+            )
         if attempt == SERVER_ATTEMPTS:
             raise CloudError(
-                f"server {spec.name} went to ERROR {attempt} times; last: {fault}",
-                hint="check the lease and the image; `ggctl teardown` frees all",
+                f"server {spec.name} ({result.id}) went to ERROR {attempt} times on "
+                f"faults that usually pass ({kind.why}); last: {fault}",
+                hint="the cloud has trouble building servers now: rerun `ggctl reserve` in "
+                "a few minutes (it replaces the server); if it keeps failing, ask "
+                f"Chameleon's help desk, quoting the fault (`openstack server show "
+                f"{result.id}`); `ggctl teardown` frees everything",
             )
         ctx.console.print(
-            f"[yellow]{spec.name} went to ERROR ({fault}); replacing it "
-            f"(attempt {attempt + 1} of {SERVER_ATTEMPTS})[/]",
+            escape(
+                f"{spec.name} went to ERROR ({fault}; {kind.why}); replacing it "
+                f"(attempt {attempt + 1} of {SERVER_ATTEMPTS})"
+            ),
+            style="yellow",
             highlight=False,
         )
         replace_server(ctx, ctx.found("server", spec.name), spec)

@@ -15,7 +15,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ggctl.provision.errors import AuthError, error_text, is_connection_error
+from ggctl.provision.errors import (
+    TIMEOUT_HINT,
+    AuthError,
+    error_text,
+    is_connection_error,
+    is_timeout,
+)
 
 SECRET_KEYS = (
     "password",
@@ -93,8 +99,13 @@ def credential_source(os_cloud: str | None, environ: dict[str, str] | None = Non
     return "" if env.get("OS_AUTH_URL") else None
 
 
-def load_region(os_cloud: str | None, site: str) -> Any:
-    """openstacksdk's CloudRegion for the clouds.yaml entry or the OS_* variables."""
+def load_region(os_cloud: str | None, site: str, api_timeout: float | None = None) -> Any:
+    """openstacksdk's CloudRegion for the clouds.yaml entry or the OS_* variables.
+
+    `api_timeout` (seconds) becomes the keystoneauth session's timeout, for every request
+    of every client on it (openstacksdk, Blazar, the token itself): without one, requests
+    wait for ever on a cloud that accepts connections and never answers. Ours overrides
+    an `api_timeout` in clouds.yaml, as a command-line flag would."""
     from openstack import exceptions as sdk_exc
     from openstack.config import loader
 
@@ -105,10 +116,11 @@ def load_region(os_cloud: str | None, site: str) -> Any:
             hint=NO_CREDENTIALS_HINT,
         )
     config = loader.OpenStackConfig(load_envvars=True)
+    extra = {} if api_timeout is None else {"api_timeout": api_timeout}
     try:
-        region = config.get_one(cloud=source or None)
+        region = config.get_one(cloud=source or None, **extra)
         if not region.region_name:
-            region = config.get_one(cloud=source or None, region_name=site)
+            region = config.get_one(cloud=source or None, region_name=site, **extra)
     except sdk_exc.ConfigException as exc:
         known = ", ".join(sorted(config.get_cloud_names())) or "none"
         raise AuthError(
@@ -126,12 +138,12 @@ def load_region(os_cloud: str | None, site: str) -> Any:
     return region
 
 
-def connect(os_cloud: str | None, site: str) -> Cloud:
+def connect(os_cloud: str | None, site: str, api_timeout: float | None = None) -> Cloud:
     """Authenticate once and return clients sharing the session; clear errors otherwise."""
     from keystoneauth1 import exceptions as ks_exc
     from openstack import connection
 
-    region = load_region(os_cloud, site)
+    region = load_region(os_cloud, site, api_timeout)
     auth = region.config.get("auth") or {}
     auth_url = str(auth.get("auth_url", "?"))
     project = auth.get("project_name") or auth.get("project_id")
@@ -152,6 +164,12 @@ def connect(os_cloud: str | None, site: str) -> Cloud:
             "that it belongs to your CHI-XXXXXX project",
         ) from None
     except Exception as exc:
+        if is_timeout(exc):
+            raise AuthError(
+                f"Keystone at {auth_url} did not answer within {api_timeout or '?'} s "
+                f"({REDACTOR.redact(error_text(exc))})",
+                hint=TIMEOUT_HINT,
+            ) from exc
         if is_connection_error(exc):
             raise AuthError(
                 f"cannot reach Keystone at {auth_url}", hint="check the network and the auth_url"

@@ -91,7 +91,7 @@ def open_session(settings: Any, *, need_key: bool) -> Session:
     c = settings.cloud
     key_path = public_key_path(c.public_key) if need_key else None
     public_key = read_public_key(key_path) if key_path else ""
-    cloud = auth.connect(c.os_cloud, c.site)
+    cloud = auth.connect(c.os_cloud, c.site, c.api_timeout)
     if "reservation" not in cloud.services:
         raise GgctlError(
             f"no Blazar (reservation) service in the catalog of {cloud.auth_url}",

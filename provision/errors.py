@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ggctl.errors import GgctlError
@@ -49,8 +50,81 @@ _PERMANENT_TEXT = re.compile(
     r"Security group rule already exists",
     re.IGNORECASE,
 )
-# Nova's BuildAbortException fault: the compute host gave up on this boot; a new one may work.
-BUILD_ABORTED = re.compile(r"Build of instance \S+ aborted", re.IGNORECASE)
+# Nova's build faults, as GET /servers/{id} shows them in "fault".message (the code is 500
+# for all of them: none of these exceptions sets one, compute/utils.py exception_to_dict; so
+# the text is all there is to go by). Sources: nova/exception.py, compute/manager.py
+# (_build_and_run_instance, _do_build_and_run_instance), conductor/manager.py,
+# scheduler/manager.py.
+#
+# MaxRetriesExceeded, a NoValidHost: the build failed on each host Nova tried.
+_RETRIES_EXHAUSTED = re.compile(r"^Exceeded maximum number of retries", re.IGNORECASE)
+# NoValidHost: the scheduler found no host at all ("No valid host was found. " with an
+# empty reason when Placement has no candidate, or "... There are not enough hosts
+# available."). On a lease's reserved flavor that means the reservation's hosts are full
+# or down: booting again changes neither. (Not a race with the lease's start: Blazar marks a
+# lease ACTIVE only once its plugin's on_start has set the hosts up, manager/service.py
+# start_lease, and ggctl boots only then.)
+_NO_VALID_HOST = re.compile(r"^No valid host was found", re.IGNORECASE)
+# BuildAbortException: "Build of instance <uuid> aborted: <reason>". Nova aborts instead of
+# rescheduling both for passing trouble (network allocation or a VIF plug timing out,
+# "Failure prepping block device.") and for image/flavor mismatches that fail on any host.
+BUILD_ABORTED = re.compile(r"Build of instance \S+ aborted: ?(?P<reason>.*)", re.IGNORECASE | re.S)
+# RescheduledException: "Build of instance <uuid> was re-scheduled: <reason>" (logged; when
+# rescheduling is off the fault is the bare reason instead, which lands in "unknown").
+_RESCHEDULED = re.compile(r"Build of instance \S+ was re-scheduled", re.IGNORECASE)
+# The image/flavor reasons (FlavorDiskTooSmall, FlavorMemoryTooSmall, ImageNotActive,
+# ImageUnacceptable, InvalidDiskFormat, InvalidDiskInfo, signature/certificate checks): the
+# same image on the same flavor fails the same way on every host.
+_IMAGE_OR_FLAVOR = re.compile(
+    r"disk would be too small|memory is too small for requested image|"
+    r"Image \S+ is not active|Image \S+ is unacceptable|Disk format \S+ is not acceptable|"
+    r"Disk info file is invalid|Signature verification for the image failed|"
+    r"Certificate validation failed",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ServerFault:
+    """What a server's ERROR fault means for us: worth another boot, or not."""
+
+    transient: bool
+    why: str  # what it means, for people
+    hint: str = ""  # what to do about a permanent one
+
+
+def classify_server_fault(message: str) -> ServerFault:
+    """Transient (boot again, a bounded number of times) or permanent (stop and say what
+    to do) by Nova's fault message. Unknown texts count as transient: for an unexpected
+    error on the compute host Nova itself reschedules (RescheduledException), so one more
+    boot is what Nova would have tried."""
+    text = message.strip()
+    if _IMAGE_OR_FLAVOR.search(text):
+        return ServerFault(
+            False,
+            "the image does not fit the flavor or cannot be used; every host would fail "
+            "the same way",
+            "choose another image (`openstack image list --name CC-Ubuntu24.04` and "
+            "`ggctl reserve --image NAME`)",
+        )
+    if _RETRIES_EXHAUSTED.search(text):
+        return ServerFault(True, "the build failed on every host Nova tried")
+    if _NO_VALID_HOST.search(text):
+        return ServerFault(
+            False,
+            "Nova found no host for it: the lease's reserved hosts are all in use (by "
+            "servers booted on its flavor, yours or a project member's) or down",
+            "`ggctl status` shows the lease and your servers; `openstack server list "
+            "--flavor FLAVOR` shows what else runs on the reserved flavor. If the lease "
+            "is ACTIVE and nothing else holds its hosts, its hosts are down: "
+            "`ggctl teardown`, then `ggctl reserve` again, or ask Chameleon's help desk",
+        )
+    aborted = BUILD_ABORTED.search(text)
+    if aborted:
+        return ServerFault(True, "the compute host gave up on this boot")
+    if _RESCHEDULED.search(text):
+        return ServerFault(True, "the build failed on its host")
+    return ServerFault(True, "an unexpected build failure")
 
 
 class CloudError(GgctlError):
@@ -152,6 +226,25 @@ def is_connection_error(exc: BaseException) -> bool:
     )
 
 
+def is_timeout(exc: BaseException) -> bool:
+    """No answer within the session's timeout (keystoneauth turns requests' connect and read
+    timeouts alike into ConnectTimeout "Request to URL timed out")."""
+    import socket
+
+    from keystoneauth1 import exceptions as ks_exc
+    from requests import exceptions as rq_exc
+
+    return isinstance(exc, ks_exc.ConnectTimeout | rq_exc.Timeout | socket.timeout | TimeoutError)
+
+
+TIMEOUT_HINT = (
+    "the cloud accepted the connection but did not answer in time: it may be overloaded or "
+    "down (Chameleon posts outages at chameleoncloud.org); rerun the same command later "
+    "(it resumes from what exists), or allow more time with --api-timeout SECONDS "
+    "([cloud] api_timeout, 60 by default)"
+)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: busy 409s, 5xx, connection resets and timeouts. Never quota or
     capacity refusals, never the permanent conflicts (they need an action, not time)."""
@@ -217,6 +310,12 @@ def describe(exc: BaseException, what: str) -> GgctlError | None:
             f"the cloud refused our credentials while trying to {what}: {text}",
             hint="the token or application credential may have expired or been deleted; "
             "check with `openstack token issue`, then rerun",
+        )
+    if is_timeout(exc):
+        return CloudError(
+            f"could not {what}: {where or 'the cloud'} did not answer within the API "
+            f"timeout ({text})",
+            hint=TIMEOUT_HINT,
         )
     if is_connection_error(exc):
         return CloudError(

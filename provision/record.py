@@ -33,6 +33,8 @@ def node_addresses(top: Topology, actual: Actual) -> list[dict[str, Any]]:
                 "public_net_ip": pub.attrs["ips"][0] if pub and pub.attrs.get("ips") else None,
             }
         )
+        if srv is not None and srv.status == "ERROR":  # why, as Nova says it
+            nodes[-1]["fault"] = srv.attrs.get("fault") or ""
     return nodes
 
 

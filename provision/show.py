@@ -93,6 +93,14 @@ def print_status(console: Console, data: dict[str, Any], fmt: str) -> None:
         console.print(yaml.safe_dump(data, sort_keys=False), end="", highlight=False, markup=False)
         return
     console.print(status_table(data))
+    for n in data.get("nodes") or []:
+        if n.get("status") == "ERROR":  # Nova's text, printed as it is (no markup)
+            console.print(
+                f"{n['name']} is in ERROR: {n.get('fault') or 'no fault message'}",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
     counts = {k: len(v) for k, v in (data.get("resources") or {}).items()}
     console.print(
         "resources: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none"),

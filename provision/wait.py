@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ggctl.provision.errors import CloudError, error_text, http_status, is_transient
+from ggctl.provision.errors import CloudError, error_text, http_status, is_timeout, is_transient
 
 T = TypeVar("T")
 log = logging.getLogger("ggctl.provision")
@@ -54,11 +54,17 @@ def retrying(
     may have happened, and adopting what it made beats making a duplicate.
     """
     delay = timing.backoff
+    timeouts = 0
     for attempt in range(timing.retries + 1):
         try:
             return call()
         except Exception as exc:
             if not is_transient(exc) or attempt == timing.retries:
+                raise
+            # A timed-out request is retried once only: each costs a whole api_timeout,
+            # and a service silent twice in a row is down, not busy.
+            timeouts += is_timeout(exc)
+            if timeouts > 1:
                 raise
             status = http_status(exc)
             log.warning(

@@ -21,6 +21,7 @@ import requests
 from blazarclient import client as blazar_client
 from blazarclient.exception import BlazarClientException
 from fakes.openstack import PROJECT, FakeCloud
+from fakes.openstack.faults import BUILD_ABORTED
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
@@ -650,6 +651,33 @@ def test_server_error_lease_error_and_pending(fake_cloud: FakeCloud, conn) -> No
     assert bc.lease.get(broken["id"])["status"] == "ERROR"
     flavors = {f.name for f in conn.compute.flavors()}
     assert f"reservation:{slow['reservations'][0]['id']}" not in flavors
+
+
+def test_server_fault_as_nova_shows_it(fake_cloud: FakeCloud, conn) -> None:
+    """GET /servers/{id} of a failed build: fault {code, created, message}, the instance's
+    uuid formatted into the message, ``details`` only when the code is not 500
+    (nova views/servers.py _get_fault, for a non-admin caller)."""
+    reason = "Failed to allocate the network(s), not rescheduling."
+    aborted = BUILD_ABORTED.format(uuid="{uuid}", reason=reason)
+    fake_cloud.faults.server_error(name="a", message=aborted, details="Traceback: ...")
+    fake_cloud.faults.server_error(name="b", message="Injected.", code=409, details="why")
+    lease = reserve(conn.session)
+    shared = conn.network.find_network("sharednet1")
+    kwargs = {
+        "image_id": conn.image.find_image("CC-Ubuntu24.04").id,
+        "flavor_id": lease["reservations"][0]["id"],
+        "networks": [{"uuid": shared.id}],
+    }
+    a = conn.compute.create_server(name="a", **kwargs)
+    b = conn.compute.create_server(name="b", **kwargs)
+    for server in (a, b):
+        with pytest.raises(sdk_exc.ResourceFailure):
+            conn.compute.wait_for_server(server, **WAIT)
+    fault = conn.compute.get_server(a.id).fault
+    assert fault["message"] == f"Build of instance {a.id} aborted: {reason}"
+    assert fault["code"] == 500 and "details" not in fault
+    assert sorted(fault) == ["code", "created", "message"]
+    assert conn.compute.get_server(b.id).fault["details"] == "why"
 
 
 # ---------------------------------------------------------------------------- standalone

@@ -12,7 +12,15 @@ controllers make): a pod that would take the namespace over a quota's `spec.hard
 (pods, requests.cpu/memory, limits.cpu/memory, cpu/memory) is refused with the message of
 kube-apiserver's quota admission (plugin/pkg/admission/resourcequota/controller.go,
 v1.33: `pods "NAME" is forbidden: exceeded quota: Q, requested: R, used: U, limited: L`);
-the replicaset controller records a FailedCreate event "Error creating: ..." and sets
+ServiceAccount admission first (plugin/pkg/admission/serviceaccount/admission.go): a pod
+whose service account (`serviceAccountName`, else "default") does not exist is refused with
+`pods "NAME" is forbidden: error looking up service account NS/SA: serviceaccount "SA" not
+found`. The "default" account of every namespace is made by the serviceaccount controller
+(kube-controller-manager; here each tick), unless `serviceaccount_controller` is False (a
+controller-manager started with `--controllers=*,-serviceaccount`). NAME in both messages
+is the pod's generateName, "<replicaset>-": admission runs before the name is generated
+(admission.NewForbidden, extractResourceName).
+The replicaset controller records a FailedCreate event "Error creating: ..." and sets
 `ReplicaFailure=True, reason FailedCreate` with that message on the ReplicaSet
 (pkg/controller/replicaset/replica_set_utils.go calculateStatus), which the deployment
 controller copies to the Deployment (pkg/controller/deployment/progress.go
@@ -227,6 +235,8 @@ class Controllers:
         #: message without the pod's name (to record one event per reason), and in full
         self._create_failures: dict[str, str] = {}
         self._create_messages: dict[str, str] = {}
+        #: kube-controller-manager's serviceaccount controller: "default" in every namespace
+        self.serviceaccount_controller = True
 
     # ------------------------------------------------------------------ tick
     def tick(self) -> None:
@@ -235,6 +245,7 @@ class Controllers:
             self.garbage_collect()
             for ns in self.store.kind_items("Namespace"):
                 self.sync_namespace(ns)
+                self.sync_serviceaccounts(ns)
             for d in self.store.kind_items("Deployment"):
                 self.sync_deployment(d, now)
             for rs in self.store.kind_items("ReplicaSet"):
@@ -742,6 +753,32 @@ class Controllers:
                     component="replicaset-controller",
                 )
 
+    def sync_serviceaccounts(self, ns_obj: Obj) -> None:
+        """pkg/controller/serviceaccount: a "default" ServiceAccount in every namespace that
+        is not terminating (recreated if deleted)."""
+        if not self.serviceaccount_controller or ns_obj["metadata"].get("deletionTimestamp"):
+            return
+        name = ns_obj["metadata"]["name"]
+        if self.store.get(by_kind("ServiceAccount"), name, "default") is None:
+            self.store.insert(
+                by_kind("ServiceAccount"),
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": "default", "namespace": name},
+                },
+            )
+
+    def _serviceaccount_refusal(self, ns: str, name: str, pod_spec: Obj) -> str | None:
+        """ServiceAccount admission's message if the pod's service account does not exist."""
+        account = pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or "default"
+        if self.store.get(by_kind("ServiceAccount"), ns, account) is not None:
+            return None
+        return (
+            f'pods "{name}" is forbidden: error looking up service account {ns}/{account}: '
+            f'serviceaccount "{account}" not found'
+        )
+
     def _quota_refusal(self, ns: str, name: str, pod_spec: Obj) -> str | None:
         """Quota admission's message if creating this pod exceeds a ResourceQuota of `ns`."""
         pods = [
@@ -792,8 +829,13 @@ class Controllers:
         template = copy.deepcopy(rs["spec"]["template"])
         spec = template["spec"]
         default_pod_spec(spec)
-        name = f"{rs['metadata']['name']}-{_suffix()}"
-        refused = self._quota_refusal(rs["metadata"]["namespace"], name, spec)
+        prefix = f"{rs['metadata']['name']}-"  # generateName: admission sees no name yet
+        name = f"{prefix}{_suffix()}"
+        ns = rs["metadata"]["namespace"]
+        # ServiceAccount admission (mutating) runs before ResourceQuota (validating)
+        refused = self._serviceaccount_refusal(ns, prefix, spec) or self._quota_refusal(
+            ns, prefix, spec
+        )
         uid = rs["metadata"]["uid"]
         if refused:
             if self._create_failures.get(uid) != refused.split(" is forbidden")[1]:

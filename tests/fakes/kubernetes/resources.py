@@ -61,6 +61,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "events", "Event", short_names=("ev",)),
     ResourceType("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
     ResourceType(
         "",
         "v1",

@@ -210,7 +210,15 @@ class Store:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self.clock.stamp()
         meta["resourceVersion"] = self.next_rv()
-        if rt.kind not in ("Pod", "Event", "Namespace", "Node", "ConfigMap", "Service"):
+        if rt.kind not in (
+            "Pod",
+            "Event",
+            "Namespace",
+            "Node",
+            "ConfigMap",
+            "Service",
+            "ServiceAccount",
+        ):
             meta["generation"] = 1
         self.objects[key] = obj
         self._notify("ADDED", obj, None, key)

@@ -32,12 +32,12 @@ from datetime import datetime
 
 from . import neutron
 from .base import ApiError, Ctx, Reply, Router, paginate
+from .faults import NO_VALID_HOST
 from .state import World, iso, new_id, public
 
 MAX_MICROVERSION = "2.90"
 MIN_MICROVERSION = "2.1"
 HOST_ID = hashlib.sha224(b"kvm-tacc-fake-host").hexdigest()
-NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 
 _ERROR_KEYS = {
     400: "badRequest",
@@ -547,7 +547,7 @@ def _new_server(
     fault = ctx.faults.take_server_error(name) if ctx.faults else None
     slow = ctx.faults.take_server_polls(name) if ctx.faults else None
     if fault is None and not _bookable(world, flavor):
-        fault = NO_VALID_HOST
+        fault = {"message": NO_VALID_HOST, "code": 500, "details": ""}
     server = {
         "id": sid,
         "name": name,
@@ -661,9 +661,21 @@ def _finish_build(world: World, s: dict) -> None:
             if port["device_id"] == s["id"]:
                 port["status"] = "ACTIVE"
     else:
+        fault = s["_fault"]
+        shown = {
+            "code": fault["code"],
+            "created": now,
+            # Nova formats instance_uuid into the message and keeps 255 characters
+            # (compute/utils.py exception_to_dict, utils.safe_truncate)
+            "message": fault["message"].replace("{uuid}", s["id"])[:255],
+        }
+        # details (the traceback) only for admins or a code other than 500
+        # (views/servers.py _get_fault); the fake's callers are never admins
+        if fault["details"] and fault["code"] != 500:
+            shown["details"] = fault["details"]
         s.update(
             status="ERROR",
-            fault={"code": 500, "created": now, "message": s["_fault"]},
+            fault=shown,
             **{"OS-EXT-STS:vm_state": "error", "OS-EXT-STS:task_state": None},
         )
         _release_networks(world, s["id"])  # Nova deallocates networking of a failed build

@@ -99,6 +99,7 @@ class FakeCloud:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
+        self.faults.released.set()  # hung requests end: their threads must not outlive us
         self._server.shutdown()
         self._server.server_close()
         if self._thread:
@@ -223,7 +224,10 @@ class FakeCloud:
             reply = self._dispatch(service, ctx, request.method, rest)
             if rule:  # it took effect, but the caller hears of a failure
                 reply = self._injected(service, rule)
-        self._log(ctx, service_name, 0 if rule and rule.drop else reply.status)
+        self._log(ctx, service_name, 0 if rule and (rule.drop or rule.hang) else reply.status)
+        if rule and rule.hang:
+            self.faults.released.wait()
+            return self._drop(environ, start_response)
         if rule and rule.drop:
             return self._drop(environ, start_response)
         return self._respond(ctx, reply)(environ, start_response)
