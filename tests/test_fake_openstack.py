@@ -662,9 +662,9 @@ def test_server_fault_as_nova_shows_it(fake_cloud: FakeCloud, conn) -> None:
     fake_cloud.faults.server_error(name="a", message=aborted, details="Traceback: ...")
     fake_cloud.faults.server_error(name="b", message="Injected.", code=409, details="why")
     lease = reserve(conn.session)
-    shared = conn.network.find_network("sharednet1")
+    shared = conn.network.find_network("sharednet1", ignore_missing=False)
     kwargs = {
-        "image_id": conn.image.find_image("CC-Ubuntu24.04").id,
+        "image_id": image_named(conn, "CC-Ubuntu24.04").id,
         "flavor_id": lease["reservations"][0]["id"],
         "networks": [{"uuid": shared.id}],
     }
