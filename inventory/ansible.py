@@ -43,6 +43,11 @@ def build_inventory(state: dict[str, Any], ssh_config: Path | None = None) -> di
         }
         if ssh_config is not None:
             host["ansible_ssh_common_args"] = "-F " + shlex.quote(str(ssh_config))
+            # The ssh_config decides on host keys (a new server is accepted once, into its
+            # own known_hosts; a changed key is refused). Ansible's host_key_checking=False,
+            # ggctl's default for hand-written inventories as it is kubespray's, would put
+            # StrictHostKeyChecking=no ahead of it and let a changed host key through.
+            host["ansible_host_key_checking"] = True
         hosts[n["node"]] = host
     names = list(hosts)
     first = {JUMP_HOST: {}} if JUMP_HOST in hosts else {names[0]: {}}

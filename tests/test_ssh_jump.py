@@ -11,6 +11,7 @@ Runs as root where sshd, ip and unshare exist; otherwise skipped with the reason
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -25,7 +26,12 @@ import pytest
 
 from ggctl.cluster.run import ansible_env
 from ggctl.inventory.ansible import INVENTORY_FILE, write_inventory
-from ggctl.inventory.sshconfig import SSH_CONFIG_FILE, write_ssh_config
+from ggctl.inventory.sshconfig import (
+    KNOWN_HOSTS_FILE,
+    SSH_CONFIG_FILE,
+    host_key_alias,
+    write_ssh_config,
+)
 
 BIN = Path(sys.executable).parent
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -191,6 +197,7 @@ def lab(tmp_path_factory):
         write_inventory(state, state_dir / INVENTORY_FILE)
         write_ssh_config(state, state_dir / SSH_CONFIG_FILE)
         lab.state_dir = state_dir
+        lab.record = state
         yield lab
     finally:
         lab.stop()
@@ -230,6 +237,39 @@ def test_ansible_reaches_every_node_with_the_reserved_inventory(lab):
     assert set(lines) == {"node-0", "node-1"}, r.stdout
     for node, line in lines.items():
         assert "| CHANGED | rc=0 |" in line and f"(stdout) {node}\\r\\n" in line, line
+
+
+def test_ansible_refuses_a_node_whose_host_key_changed(lab, tmp_path):
+    """The same servers, but node-0's remembered key is another one (a man in the middle, or
+    a rebuilt server under the same id): Ansible must refuse, as ssh itself does."""
+    state = json.loads(json.dumps(lab.record))  # the same record, in a state of its own
+    write_inventory(state, tmp_path / INVENTORY_FILE)
+    write_ssh_config(state, tmp_path / SSH_CONFIG_FILE)
+    alias = host_key_alias(state["nodes"][0])
+    other = _keygen(tmp_path / "someone-else")
+    (tmp_path / KNOWN_HOSTS_FILE).write_text(f"{alias} {other}\n")
+    env = {
+        **ansible_env(),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "ansible-cp"),
+    }
+    r = lab.run(
+        [
+            str(BIN / "ansible"),
+            "-i",
+            str(tmp_path / INVENTORY_FILE),
+            "node-0",
+            "-m",
+            "raw",
+            "-a",
+            "hostname",
+            "--one-line",
+        ],
+        env=env,
+    )
+    assert r.returncode != 0, r.stdout
+    assert "UNREACHABLE" in r.stdout, r.stdout + r.stderr
+    assert "Host key verification failed" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def test_api_tunnel_goes_to_node0(lab):
