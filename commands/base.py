@@ -4,6 +4,7 @@ the options that several commands take. Command modules import from here, never 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,18 @@ class Ctx:
         self.loaded = load_settings(self.config, merged)
         return self.loaded
 
+    def cloud_settings(self, flags: dict[str, Any], **overrides: Any) -> Settings:
+        """Settings with the command line's [cloud] flags (from `cloud_options`), and the
+        cloud libraries' logging set to the verbosity: what a command needs before it
+        talks to the cloud."""
+        from ggctl.provision.show import configure_logging
+
+        settings = self.settings(cloud={**flags, **overrides.pop("cloud", {})}, **overrides)
+        configure_logging(settings.verbose)
+        return settings
+
 
 pass_ctx = click.make_pass_decorator(Ctx)
-
-
-def cloud_flags(**flags: Any) -> dict[str, Any]:
-    """The [cloud] settings given on the command line (None: not given)."""
-    return {"cloud": flags}
 
 
 os_cloud_option = click.option(
@@ -57,6 +63,27 @@ api_timeout_option = click.option(
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds one cloud API request may go unanswered (default 60; [cloud] api_timeout).",
 )
+
+
+def cloud_options(f: Any) -> Any:
+    """--name, --site, --os-cloud and --api-timeout, which every command that talks to the
+    cloud takes, handed to it as one `cloud` dict of [cloud] settings (None: not given)."""
+
+    @functools.wraps(f)
+    def with_cloud(
+        *args: Any,
+        name: str | None,
+        site: str | None,
+        os_cloud: str | None,
+        api_timeout: float | None,
+        **kwargs: Any,
+    ) -> Any:
+        cloud = {"name": name, "site": site, "os_cloud": os_cloud, "api_timeout": api_timeout}
+        return f(*args, cloud=cloud, **kwargs)
+
+    for option in (api_timeout_option, os_cloud_option, site_option, name_option):
+        with_cloud = option(with_cloud)
+    return with_cloud
 
 
 model_option = click.option(

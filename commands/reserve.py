@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import rich_click as click
 
 from ggctl.commands.base import (
     Ctx,
-    api_timeout_option,
-    cloud_flags,
+    cloud_options,
     console,
     err_console,
-    name_option,
-    os_cloud_option,
     pass_ctx,
-    site_option,
 )
 
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
-@name_option
-@site_option
+@cloud_options
 @click.option("--flavor", help="Flavor to reserve (default m1.large).")
 @click.option("--image", help="Node image (default CC-Ubuntu24.04).")
 @click.option("--hours", type=int, help="Length of a new lease (default 6).")
-@os_cloud_option
-@api_timeout_option
 @click.option(
     "--key",
     "public_key",
@@ -38,32 +32,19 @@ from ggctl.commands.base import (
 def reserve(
     ctx: Ctx,
     dry_run: bool,
-    name: str | None,
-    site: str | None,
+    cloud: dict[str, Any],
     flavor: str | None,
     image: str | None,
     hours: int | None,
-    os_cloud: str | None,
-    api_timeout: float | None,
     public_key: Path | None,
 ) -> None:
     """Reserve the lease, networks and three VMs on Chameleon; resumes, never duplicates."""
     from ggctl.provision.reserve import reserve as do_reserve
-    from ggctl.provision.show import configure_logging, print_plan, print_status
+    from ggctl.provision.show import print_plan, print_status
 
-    settings = ctx.settings(
-        **cloud_flags(
-            name=name,
-            site=site,
-            flavor=flavor,
-            image=image,
-            hours=hours,
-            os_cloud=os_cloud,
-            api_timeout=api_timeout,
-            public_key=public_key,
-        )
+    settings = ctx.cloud_settings(
+        cloud, cloud={"flavor": flavor, "image": image, "hours": hours, "public_key": public_key}
     )
-    configure_logging(settings.verbose)
     result = do_reserve(settings, dry_run=dry_run, console=err_console)
     print_plan(err_console, result.actions, title="reserve (dry run)" if dry_run else "reserve")
     if result.state is not None:
@@ -72,27 +53,18 @@ def reserve(
 
 @click.command()
 @click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")
-@name_option
-@site_option
-@os_cloud_option
-@api_timeout_option
+@cloud_options
 @pass_ctx
 def status(
     ctx: Ctx,
     output: str,
-    name: str | None,
-    site: str | None,
-    os_cloud: str | None,
-    api_timeout: float | None,
+    cloud: dict[str, Any],
 ) -> None:
     """Show what exists: lease and its expiry, servers, addresses, floating IP."""
-    from ggctl.provision.show import configure_logging, print_status
+    from ggctl.provision.show import print_status
     from ggctl.provision.status import status as do_status
 
-    settings = ctx.settings(
-        **cloud_flags(name=name, site=site, os_cloud=os_cloud, api_timeout=api_timeout)
-    )
-    configure_logging(settings.verbose)
+    settings = ctx.cloud_settings(cloud)
     print_status(console, do_status(settings), output)
 
 
@@ -100,27 +72,17 @@ def status(
 @click.option(
     "--hours", type=click.IntRange(1, 24 * 183), required=True, help="Hours to add to the lease."
 )
-@name_option
-@site_option
-@os_cloud_option
-@api_timeout_option
+@cloud_options
 @pass_ctx
 def extend(
     ctx: Ctx,
     hours: int,
-    name: str | None,
-    site: str | None,
-    os_cloud: str | None,
-    api_timeout: float | None,
+    cloud: dict[str, Any],
 ) -> None:
     """Lengthen the lease by some hours."""
-    from ggctl.provision.show import configure_logging
     from ggctl.provision.status import extend as do_extend
 
-    settings = ctx.settings(
-        **cloud_flags(name=name, site=site, os_cloud=os_cloud, api_timeout=api_timeout)
-    )
-    configure_logging(settings.verbose)
+    settings = ctx.cloud_settings(cloud)
     lease = do_extend(settings, hours)
     console.print(
         f"lease {lease['name']} {lease['status']}: ends {lease['end']} ({lease['remaining']})",

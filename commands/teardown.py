@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import rich_click as click
 
 from ggctl.commands.base import (
     Ctx,
-    api_timeout_option,
-    cloud_flags,
+    cloud_options,
     console,
     err_console,
-    name_option,
-    os_cloud_option,
     pass_ctx,
-    site_option,
 )
 from ggctl.errors import GgctlError
 
@@ -21,28 +19,19 @@ from ggctl.errors import GgctlError
 @click.command()
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@name_option
-@site_option
-@os_cloud_option
-@api_timeout_option
+@cloud_options
 @pass_ctx
 def teardown(
     ctx: Ctx,
     dry_run: bool,
     yes: bool,
-    name: str | None,
-    site: str | None,
-    os_cloud: str | None,
-    api_timeout: float | None,
+    cloud: dict[str, Any],
 ) -> None:
     """Release everything of yours: floating IP, servers, router, networks, group, lease."""
-    from ggctl.provision.show import configure_logging, print_leaks, print_plan
+    from ggctl.provision.show import print_leaks, print_plan
     from ggctl.provision.teardown import teardown as do_teardown
 
-    settings = ctx.settings(
-        **cloud_flags(name=name, site=site, os_cloud=os_cloud, api_timeout=api_timeout)
-    )
-    configure_logging(settings.verbose)
+    settings = ctx.cloud_settings(cloud)
     if not dry_run and not yes:
         preview = do_teardown(settings, dry_run=True, console=err_console)
         print_plan(err_console, preview.actions, title=f"teardown of {preview.suffix}")

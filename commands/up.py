@@ -9,17 +9,13 @@ import rich_click as click
 
 from ggctl.commands.base import (
     Ctx,
-    api_timeout_option,
     choice_options,
     chosen_model,
-    cloud_flags,
+    cloud_options,
     console,
     err_console,
     model_option,
-    name_option,
-    os_cloud_option,
     pass_ctx,
-    site_option,
 )
 from ggctl.commands.teardown import teardown as teardown_command
 
@@ -38,10 +34,7 @@ from ggctl.commands.teardown import teardown as teardown_command
     type=click.Path(dir_okay=False, path_type=Path),
     help="SSH public key (default ~/.ssh/id_ed25519.pub, else id_rsa.pub).",
 )
-@name_option
-@site_option
-@os_cloud_option
-@api_timeout_option
+@cloud_options
 @pass_ctx
 def up(
     ctx: Ctx,
@@ -51,26 +44,14 @@ def up(
     data: Path | None,
     max_drop: float,
     public_key: Path | None,
-    name: str | None,
-    site: str | None,
-    os_cloud: str | None,
-    api_timeout: float | None,
+    cloud: dict[str, Any],
 ) -> None:
     """From nothing to a URL: reserve → cluster → build → deploy, skipping what is done."""
-    from ggctl.provision.show import configure_logging
     from ggctl.up import run_up, steps_table
 
-    settings = ctx.settings(
-        deploy={"strategy": strategy},
-        **cloud_flags(
-            name=name,
-            site=site,
-            os_cloud=os_cloud,
-            api_timeout=api_timeout,
-            public_key=public_key,
-        ),
+    settings = ctx.cloud_settings(
+        cloud, cloud={"public_key": public_key}, deploy={"strategy": strategy}
     )
-    configure_logging(settings.verbose)
     model = chosen_model(settings, model, int8_if_better, data, max_drop)
 
     def show(step: Any) -> None:
@@ -99,16 +80,14 @@ def up(
 @click.command()
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@name_option
-@site_option
-@os_cloud_option
-@api_timeout_option
+@cloud_options
 @click.pass_context
-def down(cctx: click.Context, dry_run: bool, **kw: Any) -> None:
+def down(cctx: click.Context, dry_run: bool, yes: bool, cloud: dict[str, Any]) -> None:
     """Undo `ggctl up`: teardown, then forget the cluster, image and deployment records."""
     from ggctl.up import forget_markers
 
-    cctx.invoke(teardown_command, dry_run=dry_run, **kw)
+    # the teardown command as a user would give it: its own flags, by name
+    cctx.invoke(teardown_command, dry_run=dry_run, yes=yes, **cloud)
     if not dry_run:
         forgot = forget_markers(cctx.find_object(Ctx).settings().state_dir)
         if forgot:
