@@ -115,3 +115,38 @@ def mutations(fake: Any) -> list[str]:
         for e in fake.world.log
         if e.method in ("POST", "PUT", "DELETE", "PATCH") and "/auth/tokens" not in e.path
     ]
+
+
+def cli_setup(fake: Any, monkeypatch: Any, tmp_path: Path) -> tuple[Path, Path]:
+    """The user's side of a CLI test against the fake cloud: a clean environment, a
+    clouds.yaml entry `fake`, fast retries, a wide terminal. Returns (state dir, key)."""
+    clean_os_env(monkeypatch, tmp_path)
+    clouds = fake.clouds_yaml(tmp_path / "clouds.yaml")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    monkeypatch.setenv("OS_CLOUD", "fake")
+    for key, value in FAST.items():
+        monkeypatch.setenv(f"GGCTL_CLOUD__{key.upper()}", str(value))
+    monkeypatch.setenv("COLUMNS", "200")
+    return tmp_path / "state", make_key(tmp_path)
+
+
+def ggctl(argv: list[str], capsys: Any) -> tuple[Any, str, str]:
+    """`ggctl ARGV` through the CLI's own entry point: (exit code, stdout, stderr)."""
+    import pytest
+
+    from ggctl.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    out = capsys.readouterr()
+    return exit_.value.code, out.out, out.err
+
+
+def argv_for(command: str, key: Path) -> list[str]:
+    """The arguments that run a cloud command to its first API call."""
+    return {
+        "reserve": ["reserve", "--key", str(key)],
+        "status": ["status"],
+        "extend": ["extend", "--hours", "1"],
+        "teardown": ["teardown", "--yes"],
+    }[command]

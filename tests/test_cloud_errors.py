@@ -4,9 +4,18 @@ every failure of reserve/status/extend/teardown ends in one message for people."
 from __future__ import annotations
 
 import pytest
-from cloud_helpers import FAST, FULL, clean_os_env, held, make_key, quiet, settings, use_env
+from cloud_helpers import (
+    FULL,
+    argv_for,
+    clean_os_env,
+    cli_setup,
+    ggctl,
+    held,
+    quiet,
+    settings,
+    use_env,
+)
 
-from ggctl.cli import main
 from ggctl.errors import GgctlError
 from ggctl.provision.reserve import reserve
 from ggctl.provision.status import extend
@@ -175,30 +184,7 @@ COMMANDS = {
 
 @pytest.fixture
 def cli_env(fake_cloud, monkeypatch, tmp_path):
-    clean_os_env(monkeypatch, tmp_path)
-    clouds = fake_cloud.clouds_yaml(tmp_path / "clouds.yaml")
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
-    monkeypatch.setenv("OS_CLOUD", "fake")
-    for key, value in FAST.items():
-        monkeypatch.setenv(f"GGCTL_CLOUD__{key.upper()}", str(value))
-    monkeypatch.setenv("COLUMNS", "200")
-    return tmp_path / "state", make_key(tmp_path)
-
-
-def ggctl(argv, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    out = capsys.readouterr()
-    return exit_.value.code, out.out, out.err
-
-
-def argv_for(command: str, key) -> list[str]:
-    return {
-        "reserve": ["reserve", "--key", str(key)],
-        "status": ["status"],
-        "extend": ["extend", "--hours", "1"],
-        "teardown": ["teardown", "--yes"],
-    }[command]
+    return cli_setup(fake_cloud, monkeypatch, tmp_path)
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))

@@ -7,9 +7,7 @@ back); the clients are the real keystoneauth, openstacksdk and blazarclient."""
 from __future__ import annotations
 
 import pytest
-from cloud_helpers import FAST, clean_os_env, make_key
-
-from ggctl.cli import main
+from cloud_helpers import argv_for, cli_setup, ggctl
 
 # Which call each command makes for sure (as in test_cloud_errors).
 COMMANDS = {
@@ -23,30 +21,7 @@ TIMEOUT = "0.5"
 
 @pytest.fixture
 def cli_env(fake_cloud, monkeypatch, tmp_path):
-    clean_os_env(monkeypatch, tmp_path)
-    clouds = fake_cloud.clouds_yaml(tmp_path / "clouds.yaml")
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
-    monkeypatch.setenv("OS_CLOUD", "fake")
-    for key, value in FAST.items():
-        monkeypatch.setenv(f"GGCTL_CLOUD__{key.upper()}", str(value))
-    monkeypatch.setenv("COLUMNS", "200")
-    return tmp_path / "state", make_key(tmp_path)
-
-
-def ggctl(argv, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    out = capsys.readouterr()
-    return exit_.value.code, out.out, out.err
-
-
-def argv_for(command: str, key) -> list[str]:
-    return {
-        "reserve": ["reserve", "--key", str(key)],
-        "status": ["status"],
-        "extend": ["extend", "--hours", "1"],
-        "teardown": ["teardown", "--yes"],
-    }[command]
+    return cli_setup(fake_cloud, monkeypatch, tmp_path)
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

@@ -44,6 +44,16 @@ def image_named(conn, name: str):
     return image
 
 
+def server_on_a_lease(conn) -> dict:
+    """create_server's arguments for a server on a new lease's flavor and sharednet1."""
+    lease = reserve(conn.session)
+    return {
+        "image_id": image_named(conn, "CC-Ubuntu24.04").id,
+        "flavor_id": lease["reservations"][0]["id"],
+        "networks": [{"uuid": conn.network.find_network("sharednet1", ignore_missing=False).id}],
+    }
+
+
 def password_session(
     cloud: FakeCloud, user: str = "alice", project: str = PROJECT, password: str | None = None
 ) -> ks_session.Session:
@@ -624,13 +634,7 @@ def test_server_error_lease_error_and_pending(fake_cloud: FakeCloud, conn) -> No
     """Injected fates: a server ends in ERROR with a fault; leases stay PENDING or fail."""
     fake_cloud.faults.server_error(name="node-1.*", message="Build of instance aborted")
     fake_cloud.world.settings.server_build_polls = 3
-    lease = reserve(conn.session)
-    shared = conn.network.find_network("sharednet1", ignore_missing=False)
-    kwargs = {
-        "image_id": image_named(conn, "CC-Ubuntu24.04").id,
-        "flavor_id": lease["reservations"][0]["id"],
-        "networks": [{"uuid": shared.id}],
-    }
+    kwargs = server_on_a_lease(conn)
     ok = conn.compute.create_server(name="node-0", **kwargs)
     bad = conn.compute.create_server(name="node-1", **kwargs)
     assert conn.compute.get_server(ok.id).status == "BUILD"
@@ -661,13 +665,7 @@ def test_server_fault_as_nova_shows_it(fake_cloud: FakeCloud, conn) -> None:
     aborted = BUILD_ABORTED.format(uuid="{uuid}", reason=reason)
     fake_cloud.faults.server_error(name="a", message=aborted, details="Traceback: ...")
     fake_cloud.faults.server_error(name="b", message="Injected.", code=409, details="why")
-    lease = reserve(conn.session)
-    shared = conn.network.find_network("sharednet1", ignore_missing=False)
-    kwargs = {
-        "image_id": image_named(conn, "CC-Ubuntu24.04").id,
-        "flavor_id": lease["reservations"][0]["id"],
-        "networks": [{"uuid": shared.id}],
-    }
+    kwargs = server_on_a_lease(conn)
     a = conn.compute.create_server(name="a", **kwargs)
     b = conn.compute.create_server(name="b", **kwargs)
     for server in (a, b):
