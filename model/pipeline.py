@@ -164,7 +164,10 @@ def make_dataset(
         def augment(x, y):
             return tf.clip_by_value(aug(x, training=True), 0.0, 1.0), y
 
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        # One call at a time: the random layers draw from one generator, and parallel calls
+        # would take its numbers in whatever order the threads ran, so the same seed gave
+        # another model (and accuracy) on a busy machine. Per batch it costs little.
+        ds = ds.map(augment)
     table = tf.constant(weights if weights is not None else np.ones(num_classes, np.float32))
 
     def finish(x, y):
