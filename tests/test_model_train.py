@@ -358,3 +358,26 @@ def test_in_model_preprocessing_is_the_backbones_own(name) -> None:
     set_preprocessing_weights(model, spec)
     x = np.random.default_rng(0).random((2, 8, 8, 3), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(model(x)), _reference(name, x), rtol=1e-5, atol=1e-3)
+
+
+def test_a_seed_gives_the_same_augmented_batches_however_the_threads_run(food11) -> None:
+    """The training data of one seed, epoch after epoch, is the same on any machine: the
+    random augmentation layers must not draw their numbers in thread order. Several
+    epochs of the training split are read twice, and every batch must match."""
+    import keras
+
+    from ggctl.model.dataset import load_samples
+    from ggctl.model.pipeline import make_dataset
+
+    samples = load_samples(food11, "training")
+    recipe = Recipe.from_dict({**RECIPE, "epochs": 1})
+
+    def epochs() -> list[np.ndarray]:
+        keras.utils.set_random_seed(recipe.seed)
+        ds = make_dataset(samples, recipe, len(FOOD11_CLASSES), training=True)
+        return [x.numpy() for _ in range(3) for x, *_ in ds]
+
+    first, second = epochs(), epochs()
+    assert len(first) == len(second) == 3 * -(-len(samples) // RECIPE["batch"])
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
