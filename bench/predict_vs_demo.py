@@ -14,8 +14,10 @@ no CPU-share correction (the demo runs on this same busy or quiet machine). Then
 score's error, against the aims of issue 14: transaction rate within 5 %, weighted mean
 response time within 20 %.
 
-Memory is reported side by side, not scored: the demo samples PSS, the prediction uses the
-working set (RSS minus shared pages) the calibration measured.
+Memory is reported side by side, not scored: the demo samples the summed PSS of its
+server (`ggctl serve` execs the container's entrypoint, so the same process), the
+prediction uses the working set the calibration measured (a cgroup's, as metrics-server
+reports it, where this machine lets ggctl make one; else the summed PSS).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ SCORES = (
     ("p50_ms", "p50", "ms"),
     ("p95_ms", "p95", "ms"),
     ("failures", "failures", ""),
-    ("mean_mem_used_KB", "memory used (demo: PSS; predicted: working set)", "KiB"),
+    ("mean_mem_used_KB", "memory used (demo: PSS; predicted: calibration's)", "KiB"),
     ("mean_cpu_used_cores", "CPU used", "cores"),
 )
 
