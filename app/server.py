@@ -165,18 +165,23 @@ def _serve_single(app: _Gunicorn) -> None:
     The worker does what it does under a master (the HTTP handling, keep-alive, SIGTERM:
     stop accepting and finish in-flight requests within graceful_timeout; SIGINT/SIGQUIT:
     quit); what only the master did is done here: logging, the listening sockets, the
-    worker's heartbeat file closed at exit. The worker checks its parent each second, as it
-    would its master's pid, so this process also ends when whatever started it goes away
-    (in a container, PID 1's parent never changes).
+    worker's heartbeat file closed at exit. One check is switched off: a worker ends when
+    its parent changes (its master died), but this process's parent is whatever started
+    it, and a server started in the background must outlive the shell that started it, as
+    gunicorn's master does.
     """
     from gunicorn import sock
+
+    class Alone(app.cfg.worker_class):  # type: ignore[name-defined,misc]
+        def is_parent_alive(self) -> bool:
+            return True  # no master whose death this worker must follow
 
     cfg = app.cfg
     log = cfg.logger_class(cfg)
     listeners = sock.create_sockets(cfg, log)
     for listener in listeners:
         log.info("Listening at: %s (%s, no master process)", listener, os.getpid())
-    worker = cfg.worker_class(1, os.getppid(), listeners, app, cfg.timeout / 2.0, cfg, log)
+    worker = Alone(1, os.getppid(), listeners, app, cfg.timeout / 2.0, cfg, log)
     worker.pid = os.getpid()
     try:
         worker.init_process()  # returns after a SIGTERM's graceful stop; closes the sockets

@@ -223,6 +223,52 @@ def test_one_worker_is_served_by_one_process_that_stops_gracefully(demo_model: P
         stop_process(proc)
 
 
+@pytest.mark.timeout(120)
+def test_one_process_outlives_the_shell_that_started_it(demo_model: Path):
+    """Started in the background by a shell that exits once it serves, the server keeps
+    serving, as gunicorn's master did (a worker alone takes its parent's exit for its
+    master's death)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_")}
+    env.update(GGCTL_SERVE__HOST=LOOPBACK, GGCTL_SERVE__PORT=str(port))
+    script = '"$0" -m ggctl.app.server "$1" >/dev/null 2>&1 & echo $!; read -r _'
+    shell = subprocess.Popen(
+        ["sh", "-c", script, sys.executable, str(demo_model)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pid = int(shell.stdout.readline())  # type: ignore[union-attr]
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and _status(port, "/readyz") != 200:
+            time.sleep(0.05)
+        assert _status(port, "/readyz") == 200
+        shell.communicate("\n", timeout=30)  # the shell exits: the server is reparented
+        time.sleep(2.5)  # the worker looks at its parent once a second
+        assert _status(port, "/test") == 200
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def _status(port: int, path: str) -> int | None:
+    try:
+        c = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
+        c.request("GET", path)
+        status = c.getresponse().status
+        c.close()
+        return status
+    except OSError:
+        return None
+
+
 @pytest.mark.timeout(240)
 def test_ggctl_serve_leaves_the_command_line_behind(start_server, demo_model: Path):
     """The process that serves is the container's entrypoint, not the CLI that checked the
