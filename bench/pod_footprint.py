@@ -3,7 +3,8 @@
 for the service laid out as before (main's way) and as now, side by side in one run.
 
     .venv/bin/python bench/pod_footprint.py [--strategy optimized] [--rounds 3]
-        [--variants main,ours,no-arena] [--model M.onnx] [--json out.json]   # ~2 minutes
+        [--variants main,ours,glibc-arenas,no-arena] [--model M.onnx] [--json out.json]
+                                                                          # ~3 minutes
 
 Each variant is the container's entrypoint (`python -m app.server`, run from a copy of app/
 laid out as app/Dockerfile lays it out, in a virtualenv of app/requirements.txt only, as
@@ -18,11 +19,13 @@ Per start:
   and after load, the cgroup's peak, and each process's RSS / PSS / private memory;
 - latency: 100 sequential `GET /test`, then 20 closed-loop clients for `--load-s` seconds
   (requests/s, p50, p95) from this process, pinned to the CPUs the pod does not use.
-Variants: `main` = gunicorn master + one worker, ORT memory arena on (main's layout, set by
-GGCTL_SERVE__MASTER=1); `ours` = the image's defaults now (no master for one worker);
-`no-arena` = ours with GGCTL_SERVE__ORT_ARENA=0. Rounds interleave the variants, so that a
-change of the machine's load hits all of them; medians are reported. Timing figures mean
-something only on a quiet machine: the load average is printed with them.
+Variants: `main` = gunicorn master + one worker, ORT memory arena on, glibc's default malloc
+arenas (main's layout: GGCTL_SERVE__MASTER=1, MALLOC_ARENA_MAX unset); `ours` = the image's
+defaults now (no master for one worker, MALLOC_ARENA_MAX=2); `glibc-arenas` = ours with
+glibc's default arenas; `no-arena` = ours with GGCTL_SERVE__ORT_ARENA=0. Rounds interleave
+the variants, so that a change of the machine's load hits all of them; medians are
+reported. Timing figures mean something only on a quiet machine: the load average is
+printed with them.
 """
 
 from __future__ import annotations
@@ -45,16 +48,19 @@ from typing import Any
 
 from bench_procs import HOST, kill, on_sigterm, percentile, spawn
 
+from ggctl.app.server import PROCESS_ENV
 from ggctl.ports import free_port
 from ggctl.predict.calibrate import closed_loop, working_set_mib
 from ggctl.predict.footprint import MIB, MemoryCgroup, evict_page_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
-VARIANTS: dict[str, dict[str, str]] = {
-    "main": {"GGCTL_SERVE__MASTER": "1", "GGCTL_SERVE__ORT_ARENA": "1"},
+#: On top of the image's environment (PROCESS_ENV and the strategy's); None unsets.
+VARIANTS: dict[str, dict[str, str | None]] = {
+    "main": {"GGCTL_SERVE__MASTER": "1", "GGCTL_SERVE__ORT_ARENA": "1", "MALLOC_ARENA_MAX": None},
     "ours": {},
-    "no-arena": {"GGCTL_SERVE__ORT_ARENA": "0"},
+    "glibc-arenas": {"MALLOC_ARENA_MAX": None},  # ours with glibc's default arenas
+    "no-arena": {"GGCTL_SERVE__ORT_ARENA": "0"},  # ours without ONNX Runtime's arena
 }
 
 
@@ -145,6 +151,7 @@ def measure(
     env = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_")}
     if run["isolated"]:
         env.pop("PYTHONPATH", None)  # the image's packages only
+    env.update(PROCESS_ENV)  # as the image's ENV sets it
     env.update(run["strategy_env"])
     env.update(
         {
@@ -156,7 +163,11 @@ def measure(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    env.update(VARIANTS[variant])
+    for key, value in VARIANTS[variant].items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     cmd = ["taskset", "-c", ",".join(map(str, pod_cpus)), *run["cmd"]]
     evict_page_cache(run["files"] + [model])
     cg = MemoryCgroup.create("ggctl-pod-footprint")
@@ -192,6 +203,9 @@ def measure(
         memory("load")
         if cg is not None:
             row["peak_mib"] = round(cg.peak_mib() or 0, 1)
+            # Library pages the process maps: charged, but inactive unless the kernel saw
+            # them used again, so outside the working set; a bound if a node counts them.
+            row["mapped_mib"] = row["cgroup_load"]["file_mapped"]
         row["failures"] = f1 + f2
         row["seq_p50_ms"] = round(1e3 * percentile(seq, 50), 2)
         row["seq_mean_ms"] = round(1e3 * statistics.fmean(seq), 2)
@@ -221,7 +235,7 @@ def median_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--strategy", default="optimized")
-    ap.add_argument("--variants", default="main,ours,no-arena")
+    ap.add_argument("--variants", default="main,ours,glibc-arenas,no-arena")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests", type=int, default=100)
     ap.add_argument("--clients", type=int, default=20)
@@ -293,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         ("cold_start_s", "start→ready", "s"),
         ("ws_start_mib", "working set, started", "MiB"),
         ("ws_load_mib", "working set, after load", "MiB"),
+        ("mapped_mib", "mapped files", "MiB"),
         ("peak_mib", "cgroup peak", "MiB"),
         ("seq_p50_ms", "1 client p50", "ms"),
         ("load_rps", f"{args.clients} clients", "req/s"),

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(None, flags)
     profile = demo_profile(settings)
 
+    load_before = os.getloadavg()[0]  # timing means something only on a quiet machine
     console.print(f"[bold]1/2 ggctl demo[/]: {profile.name} x{profile.speed:g}")
     demo = run_demo(settings, console=console)
     cpus = len(os.sched_getaffinity(0))
@@ -119,11 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     Console().print(
         f"calibration: {cal.layout.label}, service {cal.mean_service_ms:.1f} ms alone, "
         f"capacity {cal.capacity_rps:.1f}/s, {cal.cpu_ms_per_request:.1f} ms CPU/request, "
-        f"CPU share {cal.cpu_share:.2f}; demo run: {demo.run_dir}"
+        f"CPU share {cal.cpu_share:.2f}; load average {load_before:.2f} → "
+        f"{os.getloadavg()[0]:.2f}; demo's load generator used "
+        f"{demo.load.cpu_cores:.2f} cores; demo run: {demo.run_dir}"
     )
     if args.json:
         doc = {
             "profile": profile.to_dict(),
+            "loadavg_before": load_before,
+            "loadgen_cpu_cores": demo.load.cpu_cores,
             "rows": rows,
             "calibration": {k: v for k, v in cal.to_dict().items() if k != "service_ms"},
             "per_stage": {

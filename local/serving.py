@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ggctl.app.modelmeta import MetadataError, ModelMeta, resolve_metadata
-from ggctl.app.server import ServeOptions
+from ggctl.app.server import PROCESS_ENV, ServeOptions
 from ggctl.config import Settings
 from ggctl.errors import GgctlError
 
@@ -50,7 +50,8 @@ def start_foreground(opts: ServeOptions) -> None:
     check) for the server's whole life, in its master or, with one worker, in the worker
     itself; the issue measured ggctl serve at 203 MiB RSS against the container's ~120.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_SERVE__")}
+    own = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_SERVE__")}
+    env = {**PROCESS_ENV, **own}
     env.update(opts.to_env())
     sys.stdout.flush()
     sys.stderr.flush()

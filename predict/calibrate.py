@@ -280,6 +280,7 @@ def measure(
     """Start the service pinned to `layout.cores` CPUs and measure it (see the module doc)."""
     import tempfile
 
+    from ggctl.app.server import PROCESS_ENV
     from ggctl.local.demo import DemoError, LocalServer
     from ggctl.ports import LOOPBACK, free_port
 
@@ -308,6 +309,7 @@ def measure(
         # tree is what metrics-server measures in the pod, not `ggctl serve`'s.
         server.cmd = [sys.executable, "-m", "ggctl.app.server", str(model)]
         server.env = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_")}
+        server.env.update(PROCESS_ENV)  # as the image sets it
         server.env.update(
             {
                 "GGCTL_SERVE__HOST": LOOPBACK,

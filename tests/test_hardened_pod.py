@@ -73,8 +73,11 @@ def _expose_python() -> str:
     for the pod's user: a directory above either may be private, and a virtualenv under /tmp
     (tox in a checkout there) is hidden by the pod's fresh /tmp. Each private directory is
     masked by an empty tmpfs with only those trees bound back in."""
-    trees = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
-             Path(os.path.realpath(sys.executable)).parent.parent}
+    trees = {
+        Path(sys.prefix).resolve(),
+        Path(sys.base_prefix).resolve(),
+        Path(os.path.realpath(sys.executable)).parent.parent,
+    }
     # a tree inside another is bound along with it
     trees = {t for t in trees if not any(t != o and t.is_relative_to(o) for o in trees)}
     lines = []

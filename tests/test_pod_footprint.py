@@ -279,6 +279,9 @@ def test_ggctl_serve_leaves_the_command_line_behind(start_server, demo_model: Pa
         assert b"ggctl.app.server" in cmdline and b"serve" not in cmdline, cmdline
         master = _maps(pid)
         assert "onnx_cpp2py_export" not in master
+        # What the image's ENV sets for the C library reaches the server (read before Python).
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=2" in environ
         assert "onnxruntime_pybind11_state" not in master
         workers = _children(pid)
         assert len(workers) == 2
