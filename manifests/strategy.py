@@ -236,8 +236,8 @@ OPT_CPU_LIMIT_CORES = 1
 OPT_RESOURCES = Resources(
     cpu_request="500m",  # half the limit: a quiet pod uses ~5m; the HPA acts on this
     # The pod's working set as metrics-server reports it (bench/pod_footprint.py: the
-    # image's entrypoint, one process, in a cgroup of its own): 78 MiB after start, 88 MiB
-    # after load with the demo model. 120Mi covers +30 % headroom (bigger models, image
+    # image's entrypoint, one process, in a cgroup of its own): 78 MiB after start, 83 MiB
+    # after load with the demo model. 120Mi covers +30 % headroom (108; bigger models, image
     # buffers), and also the 26 MiB of library pages it maps, should a node's kernel count
     # them as active (they were inactive, so outside the working set, in every measurement).
     memory_request="120Mi",
