@@ -20,7 +20,7 @@ _SHM = "/dev/shm"  # noqa: S108 - gunicorn heartbeat files, not data
 #: image sets it (app/Dockerfile ENV), `ggctl serve` and the calibration pass it on.
 #: glibc gives every thread that allocates its own malloc arena (up to 8 per core), and
 #: each request thread's image buffers leave freed memory behind in its own; two arenas
-#: hold the working set after load 4 MiB lower (bench/pod_footprint.py, variant glibc).
+#: hold the working set after load 5 MiB lower (bench/pod_footprint.py, glibc-arenas).
 PROCESS_ENV: dict[str, str] = {"MALLOC_ARENA_MAX": "2"}
 
 
