@@ -56,6 +56,13 @@ class ServeSettings(Section):
     )
     max_upload_mb: float = Field(10.0, gt=0, le=1024)
     timeout: int = Field(30, ge=1, description="gunicorn worker timeout, seconds")
+    keepalive: int = Field(
+        5, ge=0, description="seconds an idle connection stays open (0: one request each)"
+    )
+    master: Literal["auto", "yes", "no", "1", "0"] = Field(
+        "auto", description="gunicorn's master process (auto: none for one worker)"
+    )
+    ort_arena: bool = Field(True, description="ONNX Runtime's CPU memory arena")
 
 
 class DemoSettings(Section):

@@ -65,9 +65,12 @@ def thread_layout(
     return ort_threads, max_inflight
 
 
-def session_options(ort_threads: int) -> ort.SessionOptions:
+def session_options(ort_threads: int, arena: bool = True) -> ort.SessionOptions:
     """ORT options for a serving process where several requests may run at once."""
     opts = ort.SessionOptions()
+    # The CPU arena keeps the peak of every tensor size it served, for reuse; without it
+    # each run allocates from the C heap (bench/pod_footprint.py measures both).
+    opts.enable_cpu_mem_arena = arena
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.intra_op_num_threads = ort_threads
@@ -88,6 +91,7 @@ class Classifier:
         ort_threads: int = 0,
         max_inflight: int = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        arena: bool = True,
     ):
         self.path = Path(model_path)
         if not self.path.is_file():
@@ -97,7 +101,7 @@ class Classifier:
         try:
             self.session = ort.InferenceSession(
                 str(self.path),
-                sess_options=session_options(self.ort_threads),
+                sess_options=session_options(self.ort_threads, arena),
                 providers=["CPUExecutionProvider"],
             )
         except Exception as exc:

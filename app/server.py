@@ -16,6 +16,13 @@ from gunicorn.app.base import BaseApplication
 
 _SHM = "/dev/shm"  # noqa: S108 - gunicorn heartbeat files, not data
 
+#: The server's process environment where the C library reads it before Python starts: the
+#: image sets it (app/Dockerfile ENV), `ggctl serve` and the calibration pass it on.
+#: glibc gives every thread that allocates its own malloc arena (up to 8 per core), and
+#: each request thread's image buffers leave freed memory behind in its own; two arenas
+#: hold the working set after load 5 MiB lower (bench/pod_footprint.py, glibc-arenas).
+PROCESS_ENV: dict[str, str] = {"MALLOC_ARENA_MAX": "2"}
+
 
 @dataclass
 class ServeOptions:
@@ -34,6 +41,11 @@ class ServeOptions:
     #: that kube-proxy, which balances connections, balances every request over the pods.
     keepalive: int = 5
     access_log: bool = False
+    #: gunicorn's master process: "auto" runs none when there is one worker (see `run`),
+    #: "1"/"yes" always, "0"/"no" never (then `workers` must be 1).
+    master: str = "auto"
+    #: ONNX Runtime's CPU memory arena (see app/inference.py session_options).
+    ort_arena: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -52,6 +64,32 @@ class ServeOptions:
                 value = kind(raw)
             setattr(opts, name, value)
         return opts
+
+    def to_env(self) -> dict[str, str]:
+        """These options as the GGCTL_SERVE__* variables `from_env` reads (not `extra`)."""
+        out = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if name == "extra" or value is None:
+                continue
+            if isinstance(value, bool):
+                value = int(value)
+            out[f"GGCTL_SERVE__{name.upper()}"] = str(value)
+        return out
+
+    @property
+    def single_process(self) -> bool:
+        """Serve from this one process, without gunicorn's master (see `run`)."""
+        choice = self.master.strip().lower()
+        if choice in ("auto", ""):
+            return self.workers == 1
+        if choice in ("0", "no", "false", "off"):
+            if self.workers != 1:
+                raise ValueError(f"no master process needs 1 worker, not {self.workers}")
+            return True
+        if choice in ("1", "yes", "true", "on"):
+            return False
+        raise ValueError(f"master must be auto, yes or no, not {self.master!r}")
 
     def gunicorn_config(self) -> dict[str, Any]:
         return {
@@ -105,15 +143,57 @@ class _Gunicorn(BaseApplication):
             ort_threads=self.opts.ort_threads,
             max_inflight=self.opts.max_inflight,
             max_upload_mb=self.opts.max_upload_mb,
+            ort_arena=self.opts.ort_arena,
         )
 
 
 def run(opts: ServeOptions) -> None:
-    """Serve until SIGTERM/SIGINT. Blocks."""
+    """Serve until SIGTERM/SIGINT. Blocks.
+
+    With one worker, gunicorn's master only watches it: it costs a process (measured
+    9-10 MiB of the pod's working set, bench/pod_footprint.py) and a fork on the way to
+    ready. So one worker is served from this process (`_serve_single`); a crash then ends
+    the container, which the kubelet restarts, instead of the master forking a new worker.
+    """
+    single = opts.single_process
     if opts.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Several workers: each keeps its own counters, so share them through files.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ggctl-prom-")
-    _Gunicorn(opts).run()
+    app = _Gunicorn(opts)
+    if single:
+        _serve_single(app)
+    else:
+        app.run()
+
+
+def _serve_single(app: _Gunicorn) -> None:
+    """gunicorn's gthread worker in this process, without the arbiter that would fork it.
+
+    The worker does what it does under a master (the HTTP handling, keep-alive, SIGTERM:
+    stop accepting and finish in-flight requests within graceful_timeout; SIGINT/SIGQUIT:
+    quit); what only the master did is done here: logging, the listening sockets, the
+    worker's heartbeat file closed at exit. One check is switched off: a worker ends when
+    its parent changes (its master died), but this process's parent is whatever started
+    it, and a server started in the background must outlive the shell that started it, as
+    gunicorn's master does.
+    """
+    from gunicorn import sock
+
+    class Alone(app.cfg.worker_class):  # type: ignore[name-defined,misc]
+        def is_parent_alive(self) -> bool:
+            return True  # no master whose death this worker must follow
+
+    cfg = app.cfg
+    log = cfg.logger_class(cfg)
+    listeners = sock.create_sockets(cfg, log)
+    for listener in listeners:
+        log.info("Listening at: %s (%s, no master process)", listener, os.getpid())
+    worker = Alone(1, os.getppid(), listeners, app, cfg.timeout / 2.0, cfg, log)
+    worker.pid = os.getpid()
+    try:
+        worker.init_process()  # returns after a SIGTERM's graceful stop; closes the sockets
+    finally:
+        worker.tmp.close()
 
 
 if __name__ == "__main__":

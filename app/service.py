@@ -43,6 +43,7 @@ def create_app(
     ort_threads: int | None = None,
     max_inflight: int | None = None,
     max_upload_mb: float | None = None,
+    ort_arena: bool | None = None,
     warmup: bool = True,
 ) -> Flask:
     """Build the service; raises ModelLoadError when the model cannot be served."""
@@ -54,6 +55,8 @@ def create_app(
     ort_threads = int(ort_threads if ort_threads is not None else _env("ort_threads", 0))
     max_inflight = int(max_inflight if max_inflight is not None else _env("max_inflight", 0))
     max_upload_mb = float(max_upload_mb if max_upload_mb is not None else _env("max_upload_mb", 10))
+    if ort_arena is None:
+        ort_arena = str(_env("ort_arena", "1")).lower() in ("1", "true", "yes", "on")
 
     app = Flask(__name__)
     app.request_class = InMemoryRequest
@@ -61,7 +64,9 @@ def create_app(
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     app.config["JSON_SORT_KEYS"] = False
 
-    clf = Classifier(model_path, ort_threads=ort_threads, max_inflight=max_inflight)
+    clf = Classifier(
+        model_path, ort_threads=ort_threads, max_inflight=max_inflight, arena=ort_arena
+    )
     test_bytes = TEST_IMAGE.read_bytes()
     ready = threading.Event()
     meta = clf.meta

@@ -14,8 +14,10 @@ no CPU-share correction (the demo runs on this same busy or quiet machine). Then
 score's error, against the aims of issue 14: transaction rate within 5 %, weighted mean
 response time within 20 %.
 
-Memory is reported side by side, not scored: the demo samples PSS, the prediction uses the
-working set (RSS minus shared pages) the calibration measured.
+Memory is reported side by side, not scored: the demo samples the summed PSS of its
+server (`ggctl serve` execs the container's entrypoint, so the same process), the
+prediction uses the working set the calibration measured (a cgroup's, as metrics-server
+reports it, where this machine lets ggctl make one; else the summed PSS).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ SCORES = (
     ("p50_ms", "p50", "ms"),
     ("p95_ms", "p95", "ms"),
     ("failures", "failures", ""),
-    ("mean_mem_used_KB", "memory used (demo: PSS; predicted: working set)", "KiB"),
+    ("mean_mem_used_KB", "memory used (demo: PSS; predicted: calibration's)", "KiB"),
     ("mean_cpu_used_cores", "CPU used", "cores"),
 )
 
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(None, flags)
     profile = demo_profile(settings)
 
+    load_before = os.getloadavg()[0]  # timing means something only on a quiet machine
     console.print(f"[bold]1/2 ggctl demo[/]: {profile.name} x{profile.speed:g}")
     demo = run_demo(settings, console=console)
     cpus = len(os.sched_getaffinity(0))
@@ -117,11 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     Console().print(
         f"calibration: {cal.layout.label}, service {cal.mean_service_ms:.1f} ms alone, "
         f"capacity {cal.capacity_rps:.1f}/s, {cal.cpu_ms_per_request:.1f} ms CPU/request, "
-        f"CPU share {cal.cpu_share:.2f}; demo run: {demo.run_dir}"
+        f"CPU share {cal.cpu_share:.2f}; load average {load_before:.2f} → "
+        f"{os.getloadavg()[0]:.2f}; demo's load generator used "
+        f"{demo.load.cpu_cores:.2f} cores; demo run: {demo.run_dir}"
     )
     if args.json:
         doc = {
             "profile": profile.to_dict(),
+            "loadavg_before": load_before,
+            "loadgen_cpu_cores": demo.load.cpu_cores,
             "rows": rows,
             "calibration": {k: v for k, v in cal.to_dict().items() if k != "service_ms"},
             "per_stage": {

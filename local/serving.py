@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from ggctl.app.modelmeta import MetadataError, ModelMeta, resolve_metadata
-from ggctl.app.server import ServeOptions, run
+from ggctl.app.server import PROCESS_ENV, ServeOptions
 from ggctl.config import Settings
 from ggctl.errors import GgctlError
 
@@ -32,13 +34,28 @@ def serve_options(settings: Settings, access_log: bool = False) -> ServeOptions:
         max_inflight=s.max_inflight,
         max_upload_mb=s.max_upload_mb,
         timeout=s.timeout,
+        keepalive=s.keepalive,
+        master=s.master,
+        ort_arena=s.ort_arena,
         access_log=access_log,
     )
 
 
 def start_foreground(opts: ServeOptions) -> None:
-    """Run gunicorn in this process until interrupted."""
-    run(opts)
+    """Become the container's entrypoint (`python -m ggctl.app.server`) with these options,
+    until interrupted.
+
+    An exec, not a call: gunicorn in this process would keep everything the command line
+    loaded (click, rich, pydantic, the `onnx` package and the model it parsed for the
+    check) for the server's whole life, in its master or, with one worker, in the worker
+    itself; the issue measured ggctl serve at 203 MiB RSS against the container's ~120.
+    """
+    own = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_SERVE__")}
+    env = {**PROCESS_ENV, **own}
+    env.update(opts.to_env())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "ggctl.app.server"], env)  # noqa: S606 - our own interpreter, argv fixed
 
 
 def check_model(path: Path) -> ModelMeta:

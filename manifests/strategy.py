@@ -221,8 +221,8 @@ class HpaStrategy(Strategy):
 #
 # The numbers below come from bench/service_bench.py on a 2-core VM (README, Figures),
 # with the MobileNetV2-class demo model; rerun it with your own model (--model) and adjust:
-#   - memory of one pod (gunicorn master + 1 gthread worker + ORT + model): 189 MiB RSS after
-#     start, 204-211 MiB after sustained load (PSS 127 MiB);
+#   - memory of one pod (one process serving: gthread worker + ORT + model): see
+#     OPT_RESOURCES below (bench/pod_footprint.py);
 #   - CPU: 18.6 ms of server CPU per /test request; a 1-CPU pod saturates at ~51 requests/s,
 #     and answers one request in 16.7 ms p50 when idle.
 # The challenge's peak (30 users, up to 1 s think time) is ~60 requests/s, i.e. ~1.1 cores
@@ -235,12 +235,14 @@ class HpaStrategy(Strategy):
 OPT_CPU_LIMIT_CORES = 1
 OPT_RESOURCES = Resources(
     cpu_request="500m",  # half the limit: a quiet pod uses ~5m; the HPA acts on this
-    # The container's working set (summed PSS of `python -m app.server`'s master and
-    # worker, as `ggctl predict` calibrates it): 111 MiB after start, 121 MiB after load
-    # with the demo model; +30 % headroom for bigger models and image buffers.
-    memory_request="160Mi",
+    # The pod's working set as metrics-server reports it (bench/pod_footprint.py: the
+    # image's entrypoint, one process, in a cgroup of its own): 78 MiB after start, 83 MiB
+    # after load with the demo model. 120Mi covers +30 % headroom (108; bigger models, image
+    # buffers), and also the 26 MiB of library pages it maps, should a node's kernel count
+    # them as active (they were inactive, so outside the working set, in every measurement).
+    memory_request="120Mi",
     cpu_limit=str(OPT_CPU_LIMIT_CORES),
-    memory_limit="512Mi",  # 3x RSS: an out-of-memory kill means a leak, not a busy minute
+    memory_limit="512Mi",  # ~4x the working set: an OOM kill means a leak, not a busy minute
 )
 #: HPA target in percent of the request: 100 % of 500m = 0.5 core = half the 1-core limit,
 #: so a pod scales out before requests queue behind each other.

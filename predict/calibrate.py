@@ -12,7 +12,8 @@ count as in the container). Measured:
   after (1.0 when quiet). The simulation divides the wall-clock figures by it (a pod on
   the cluster has its CPUs), unless told otherwise (`--set cpu_share=1`);
 - the memory metrics-server would report, after start and after the load: the working set
-  of the container's processes, here the sum of their PSS (see `working_set_mib`).
+  of a transient memory cgroup holding the service's processes (predict/footprint.py; as
+  root), else the sum of their PSS (see `working_set_mib`).
 The bench code under bench/ is not installed with ggctl, so this module carries the small
 closed-loop client it needs.
 """
@@ -35,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from ggctl.errors import GgctlError
+from ggctl.predict.footprint import MemoryCgroup, evict_page_cache
 
 MIB = 1024 * 1024
 #: Bump when what is measured or how changes: old cache files are then ignored.
-METHOD_VERSION = 3
+METHOD_VERSION = 4
 
 
 class CalibrationError(GgctlError):
@@ -80,6 +82,9 @@ class Calibration:
     rss_start_mib: float
     #: Share of a pinned CPU a busy thread got around the measurement (1.0: a quiet machine).
     cpu_share: float = 1.0
+    #: How memory was measured: "cgroup working set" (metrics-server's figure) or
+    #: "summed PSS" (the closest per-process figure, where no cgroup could be made).
+    mem_method: str = "summed PSS"
     machine: dict[str, Any] = field(default_factory=dict)
     measured_at: str = ""
     method_version: int = METHOD_VERSION
@@ -275,6 +280,7 @@ def measure(
     """Start the service pinned to `layout.cores` CPUs and measure it (see the module doc)."""
     import tempfile
 
+    from ggctl.app.server import PROCESS_ENV
     from ggctl.local.demo import DemoError, LocalServer
     from ggctl.ports import LOOPBACK, free_port
 
@@ -303,6 +309,7 @@ def measure(
         # tree is what metrics-server measures in the pod, not `ggctl serve`'s.
         server.cmd = [sys.executable, "-m", "ggctl.app.server", str(model)]
         server.env = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_")}
+        server.env.update(PROCESS_ENV)  # as the image sets it
         server.env.update(
             {
                 "GGCTL_SERVE__HOST": LOOPBACK,
@@ -317,11 +324,22 @@ def measure(
             server.cmd = [taskset, "-c", ",".join(map(str, pinned)), *server.cmd]
         log(f"measuring {model.name} as one pod ({layout.label}) …")
         share_before = cpu_share(pinned)
+        # The pod's working set as metrics-server reports it; a fresh pod reads its
+        # libraries itself, so they are dropped from the page cache to be charged to it.
+        evict_page_cache([*_service_files(), model])
+        cgroup = MemoryCgroup.create("ggctl-calibrate")
+        if cgroup is not None:
+            server.cmd = cgroup.wrap(server.cmd)
+
+        def memory() -> tuple[float, float]:
+            ws, rss = working_set_mib(server.pid)
+            return (cgroup.working_set_mib(), rss) if cgroup is not None else (ws, rss)
+
         try:
             server.start()
             cold = server.wait_ready(120.0)
             time.sleep(0.5)  # let the worker settle before reading its memory
-            mem_start, rss_start = working_set_mib(server.pid)
+            mem_start, rss_start = memory()
             # Warm-up: the first requests pay one-off costs (connection, allocator growth).
             closed_loop(LOOPBACK, port, "/test", 1, requests=5, duration_s=30)
             seq, _, fail1 = closed_loop(
@@ -332,12 +350,14 @@ def measure(
                 LOOPBACK, port, "/test", clients, requests=10**9, duration_s=load_s
             )
             cpu1 = tree_cpu_s(server.pid)
-            mem_load, _ = working_set_mib(server.pid)
+            mem_load, _ = memory()
             share_after = cpu_share(pinned)
         except DemoError as exc:
             raise CalibrationError(f"calibration failed: {exc.message}", hint=exc.hint) from None
         finally:
             server.stop()
+            if cgroup is not None:
+                cgroup.remove()
     if not seq or not lat or fail1 or fail2:
         raise CalibrationError(
             f"calibration failed: {fail1 + fail2} failed requests, {len(seq)}/{len(lat)} ok",
@@ -356,9 +376,24 @@ def measure(
         mem_load_mib=round(max(mem_load, mem_start), 1),
         rss_start_mib=round(rss_start, 1),
         cpu_share=round((share_before + share_after) / 2, 3),
+        mem_method="cgroup working set" if cgroup is not None else "summed PSS",
         machine={"cpu": _cpu_model(), "cpus": len(cpus), "pinned": pinned},
         measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
+
+
+def _service_files() -> list[Path]:
+    """The service's code and the packages it maps, found without importing them."""
+    import importlib.util
+
+    out = [Path(__file__).resolve().parents[1] / "app"]
+    for name in ("onnxruntime", "numpy", "PIL", "flask", "werkzeug", "jinja2", "gunicorn"):
+        spec = importlib.util.find_spec(name)
+        for where in (spec.submodule_search_locations or []) if spec else []:
+            out.append(Path(where))
+            # Wheels put a package's bundled shared libraries beside it (numpy.libs ...).
+            out.extend(Path(where).parent.glob(f"{name.lower()}*.libs"))
+    return out
 
 
 def cores_for_limit(cpu_limit: float | None) -> int:

@@ -151,8 +151,8 @@ def calibration_params(cal: Calibration) -> dict[str, Param]:
         "capacity_rps": Param(cal.capacity_rps, src + f", {cal.load_clients} clients"),
         "cpu_ms_per_request": Param(cal.cpu_ms_per_request, src),
         "cold_start_s": Param(cal.cold_start_s, src + ", spawn to /readyz 200"),
-        "mem_start_mib": Param(cal.mem_start_mib, src + ", working set after start"),
-        "mem_load_mib": Param(cal.mem_load_mib, src + ", working set after load"),
+        "mem_start_mib": Param(cal.mem_start_mib, f"{src}, {cal.mem_method} after start"),
+        "mem_load_mib": Param(cal.mem_load_mib, f"{src}, {cal.mem_method} after load"),
         "cpu_share": Param(
             cal.cpu_share,
             src + ": share of a pinned CPU a spin loop got (1 = quiet); wall-clock "

@@ -376,13 +376,15 @@ def run_server(
     if audit_writes:
         audit_log = workdir / "writes.log"
         environ["GGCTL_TEST_AUDIT_LOG"] = str(audit_log)
-        boot = (
-            _AUDIT_HOOK + "\nimport runpy\nsys.argv = ['ggctl'] + sys.argv[1:]\n"
-            "runpy.run_module('ggctl', run_name='__main__', alter_sys=True)\n"
+        # `ggctl serve` execs the server: a sitecustomize installs the hook in every
+        # interpreter started with this environment, the exec'd one included.
+        hook_dir = workdir / "audit-hook"
+        hook_dir.mkdir(exist_ok=True)
+        (hook_dir / "sitecustomize.py").write_text(_AUDIT_HOOK)
+        environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(hook_dir), environ.get("PYTHONPATH", "")) if p
         )
-        cmd = [sys.executable, "-c", boot, *cli]
-    else:
-        cmd = [sys.executable, "-m", "ggctl", *cli]
+    cmd = [sys.executable, "-m", "ggctl", *cli]
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(

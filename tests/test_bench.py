@@ -79,3 +79,46 @@ def test_quick_bench_reports_every_figure(tmp_path):
     text = md.read_text()
     assert "| target | measured | goal | result |" in text
     assert "Layout sweep" in text
+
+
+POD_FOOTPRINT = BENCH.with_name("pod_footprint.py")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_pod_footprint_compares_the_layouts_side_by_side(tmp_path):
+    """Each variant starts, serves and stops cleanly, and is measured (never judged here)."""
+    out = tmp_path / "fp.json"
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(POD_FOOTPRINT),
+            "--python-env",
+            "current",
+            "--rounds",
+            "1",
+            "--requests",
+            "5",
+            "--load-s",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    rows = {row["variant"]: row for row in doc["summary"]}
+    assert set(rows) == {"main", "ours", "glibc-arenas", "no-arena"}
+    for row in rows.values():
+        assert row["failures"] == 0 and row["exit_code"] == 0, row
+        for key in ("cold_start_s", "ws_start_mib", "ws_load_mib", "load_rps", "seq_p50_ms"):
+            assert _positive(row[key]), (row["variant"], key)
+    # main's layout is two processes (master + worker), ours one (seen where a cgroup
+    # could be made: it lists them).
+    (main,), (ours,) = doc["rounds"]["main"], doc["rounds"]["ours"]
+    if main["memory_method"] == "cgroup":
+        assert len(main["processes_load"]) == 2 and len(ours["processes_load"]) == 1

@@ -131,6 +131,9 @@ def test_entrypoint_env_and_healthcheck(dockerfile: str) -> None:
     assert env["GGCTL_SERVE__PORT"] == "5000"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["ORT_DISABLE_TELEMETRY"] == "1"
+    from ggctl.app.server import PROCESS_ENV
+
+    assert PROCESS_ENV and PROCESS_ENV.items() <= env.items()  # the server's C library's
     assert env["PATH"].startswith("/opt/venv/bin:")
     assert env["GGCTL_SERVE__MODEL"] == "/app/${MODEL}"
     assert [a for w, a in runtime if w == "EXPOSE"] == ["5000"]

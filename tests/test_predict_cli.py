@@ -77,6 +77,14 @@ def test_predict_end_to_end(tmp_path: Path, demo_model: Path, small_profile: Pat
     assert len(cal_files) == 1
     cal = json.loads(cal_files[0].read_text())
     assert cal["capacity_rps"] > 0 and len(cal["service_ms"]) == 80
+    # Memory as metrics-server reports it, wherever this machine lets us make a cgroup.
+    from ggctl.predict.footprint import MemoryCgroup
+
+    probe = MemoryCgroup.create("ggctl-test-probe")
+    if probe is not None:
+        probe.remove()
+        assert cal["mem_method"] == "cgroup working set"
+        assert "cgroup working set after load" in r.stdout
     stamp = cal_files[0].stat().st_mtime_ns
 
     # Second run: the cached calibration, a sweep, no plots; `report` reads the runs back.
