@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import http.client
 import json
 import os
 import shutil
@@ -46,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_procs import HOST, kill, on_sigterm, percentile, spawn
+from bench_procs import HOST, http_get_status, kill, on_sigterm, percentile, spawn
 
 from ggctl.app.server import PROCESS_ENV
 from ggctl.ports import free_port
@@ -109,19 +108,6 @@ def strategy_env(name: str) -> tuple[dict[str, str], int]:
     return env, cores_for_limit(cpu)
 
 
-def get(port: int, path: str, timeout: float = 2.0) -> int | None:
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    except OSError:
-        return None
-    finally:
-        conn.close()
-
-
 def process_memory(pids: list[int]) -> list[dict[str, float]]:
     import psutil
 
@@ -179,7 +165,7 @@ def measure(
         t0 = time.perf_counter()
         proc = spawn(cmd, cwd=run["cwd"], env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        while get(port, "/readyz", timeout=1.0) != 200:
+        while http_get_status(port, "/readyz", timeout=1.0) != 200:
             if proc.poll() is not None or time.perf_counter() - t0 > 120:
                 raise RuntimeError(f"{variant}: not ready; see {log}")
             time.sleep(0.01)

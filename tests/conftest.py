@@ -346,6 +346,31 @@ def wait_ready(
     pytest.fail(f"server not ready at {base_url}{path} after {timeout:.0f} s ({last}):\n{log()}")
 
 
+def start_entrypoint(
+    model: Path, extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The container's entrypoint (`python -m ggctl.app.server MODEL`) on a free loopback
+    port with GGCTL_SERVE__* from `extra` only, once /readyz answers 200; stop it with
+    `stop_process`."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_")}
+    env.update(GGCTL_SERVE__HOST=HOST, GGCTL_SERVE__PORT=str(port), ORT_DISABLE_TELEMETRY="1")
+    env.update(extra or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ggctl.app.server", str(model)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_ready(f"http://{HOST}:{port}", proc, lambda: "(output not kept)")
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc, port
+
+
 @contextlib.contextmanager
 def run_server(
     model: Path | str,

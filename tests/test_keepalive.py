@@ -4,43 +4,12 @@ response when it is 0 (so kube-proxy balances each request), keeps it open other
 from __future__ import annotations
 
 import http.client
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import stop_process
+from conftest import start_entrypoint, stop_process
 
-from ggctl.ports import LOOPBACK, free_port
-
-
-def _serve(model: Path, keepalive: str | None) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_")}
-    env.update(GGCTL_SERVE__HOST=LOOPBACK, GGCTL_SERVE__PORT=str(port), ORT_DISABLE_TELEMETRY="1")
-    if keepalive is not None:
-        env["GGCTL_SERVE__KEEPALIVE"] = keepalive
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ggctl.app.server", str(model)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            c = http.client.HTTPConnection(LOOPBACK, port, timeout=2)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                c.close()
-                return proc, port
-        except OSError:
-            time.sleep(0.1)
-    stop_process(proc)
-    raise AssertionError("the server did not become ready")
+from ggctl.ports import LOOPBACK
 
 
 def _two_requests(port: int) -> tuple[str | None, bool]:
@@ -61,7 +30,9 @@ def _two_requests(port: int) -> tuple[str | None, bool]:
 def test_keepalive_zero_closes_each_connection(demo_model: Path):
     model = demo_model
     for keepalive, want_close in ((None, False), ("0", True)):
-        proc, port = _serve(model, keepalive)
+        proc, port = start_entrypoint(
+            model, {} if keepalive is None else {"GGCTL_SERVE__KEEPALIVE": keepalive}
+        )
         try:
             header, reused = _two_requests(port)
         finally:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import stop_process
+from conftest import start_entrypoint, stop_process
 
 from ggctl.app.server import ServeOptions
 from ggctl.ports import LOOPBACK, free_port
@@ -162,38 +162,9 @@ def _maps(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
 
 
-def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the server exited before it was ready"
-        with contextlib.suppress(OSError):
-            c = http.client.HTTPConnection(LOOPBACK, port, timeout=2)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                c.close()
-                return
-        time.sleep(0.05)
-    raise AssertionError("the server did not become ready")
-
-
-def _entrypoint(model: Path, extra: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GGCTL_")}
-    env.update(GGCTL_SERVE__HOST=LOOPBACK, GGCTL_SERVE__PORT=str(port), **extra)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ggctl.app.server", str(model)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    _wait_ready(port, proc)
-    return proc, port
-
-
 @pytest.mark.timeout(240)
 def test_one_worker_is_served_by_one_process_that_stops_gracefully(demo_model: Path):
-    proc, port = _entrypoint(demo_model, {})
+    proc, port = start_entrypoint(demo_model, {})
     try:
         assert _children(proc.pid) == []  # no gunicorn master: this process serves
         assert "onnxruntime_pybind11_state" in _maps(proc.pid)
@@ -214,7 +185,7 @@ def test_one_worker_is_served_by_one_process_that_stops_gracefully(demo_model: P
     finally:
         stop_process(proc)
     # Asked for, the master is still there: it forks the worker, and holds no ORT itself.
-    proc, _ = _entrypoint(demo_model, {"GGCTL_SERVE__MASTER": "1"})
+    proc, _ = start_entrypoint(demo_model, {"GGCTL_SERVE__MASTER": "1"})
     try:
         (worker,) = _children(proc.pid)
         assert "onnxruntime_pybind11_state" not in _maps(proc.pid)
