@@ -196,7 +196,9 @@ def _torch_export(src: Path, size: tuple[int, int] | None, opset: int):
     try:
         with warnings.catch_warnings():
             # TorchScript files are what users have today, deprecated or not.
-            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings(
+                "ignore", r"`torch\.jit\.load` is deprecated", DeprecationWarning
+            )
             module = torch.jit.load(str(src), map_location="cpu")
     except Exception:
         try:
@@ -221,10 +223,18 @@ def _torch_export(src: Path, size: tuple[int, int] | None, opset: int):
         path = Path(tmp) / "model.onnx"
         try:
             # The TorchScript exporter takes both ScriptModules and eager modules; the dynamo
-            # exporter (torch's new default) refuses ScriptModules. Its deprecation warning is
-            # about that deliberate choice, so it is not shown to users.
+            # exporter (torch's new default) refuses ScriptModules. Its deprecation warnings
+            # (the legacy exporter's, and those of the torch.jit calls it makes) are about that
+            # deliberate choice, so they are not shown to users; any other still is.
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.filterwarnings(
+                    "ignore",
+                    "You are using the legacy TorchScript-based ONNX export",
+                    DeprecationWarning,
+                )
+                warnings.filterwarnings(
+                    "ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning
+                )
                 warnings.filterwarnings("ignore", message="no signature found")
                 torch.onnx.export(
                     module,

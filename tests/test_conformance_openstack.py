@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from cloud_helpers import make_key
 
+pytestmark = pytest.mark.conformance
+
 pytest.importorskip("openstackclient", reason="python-openstackclient (test extra) missing")
 OPENSTACK = shutil.which("openstack", path=str(Path(sys.executable).parent)) or "openstack"
 
