@@ -235,6 +235,9 @@ def _torch_export(src: Path, size: tuple[int, int] | None, opset: int):
                 warnings.filterwarnings(
                     "ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning
                 )
+                warnings.filterwarnings(  # its verbose logging switch, inside the exporter
+                    "ignore", "The feature will be removed", DeprecationWarning, r"torch\.onnx\."
+                )
                 warnings.filterwarnings("ignore", message="no signature found")
                 torch.onnx.export(
                     module,
