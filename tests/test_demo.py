@@ -56,10 +56,9 @@ def test_a_broken_model_fails_with_the_server_log(tmp_path: Path):
     settings = load_settings(
         None, {"state_dir": tmp_path / "state", "quiet": True, "serve": {"model": bad}}
     )
-    started = time.monotonic()
+    # "exited": the server's exit was seen, not the 60 s readiness wait running out
     with pytest.raises(DemoError, match="exited") as err:
         run_demo(settings, ready_timeout_s=60)
-    assert time.monotonic() - started < 60
     assert "server.log" in (err.value.hint or "")
     assert "broken.onnx" in (err.value.hint or "")
 

@@ -481,9 +481,7 @@ def test_python_chi_lease_flavor_network_servers(fake_cloud: FakeCloud, chi, cap
     """The teaching-notebook calls, unchanged, against the fake."""
     lease = chi.lease.Lease("lease-alice", duration=timedelta(hours=3))
     lease.add_flavor_reservation(name="m1.large", amount=3)
-    started = time.monotonic()
     lease.submit(idempotent=True)
-    assert time.monotonic() - started < 5  # no 5-s poll sleeps: ACTIVE on the first poll
     assert lease.status == "ACTIVE"
     flavors = lease.get_reserved_flavors()
     assert [f.name for f in flavors] == [f"reservation:{lease.flavor_reservations[0]['id']}"]

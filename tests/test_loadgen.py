@@ -108,7 +108,8 @@ def test_every_request_is_logged_and_matches_the_server(tmp_path: Path):
     assert all(0 <= r.offset_s <= profile.total_duration_s + 1 for r in log)
     assert all(0 < r.latency_ms < 5000 for r in log)
 
-    assert 4.0 <= result.wall_s < 15.0
+    # the engine ran the whole profile (no upper bound: a busy machine is only slower)
+    assert result.wall_s >= profile.total_duration_s - 0.5
     assert result.cpu_s > 0 and not result.interrupted
     assert progress and progress[-1].requests <= served
     assert [p.elapsed_s for p in progress] == sorted(p.elapsed_s for p in progress)
@@ -149,13 +150,12 @@ def test_interrupt_stops_the_child(tmp_path: Path):
         if p.elapsed_s > 0.5:
             raise KeyboardInterrupt
 
-    started = time.monotonic()
     with counting_server() as server, pytest.raises(KeyboardInterrupt):
         run_load(server.url, profile, tmp_path, on_progress=interrupt)
-    assert time.monotonic() - started < 20
     assert not loadgen_children()
-    # The child wrote what it had before it went.
-    assert len(read_request_log(tmp_path / "requests.csv")) > 0
+    # The child wrote what it had before it went, and stopped long before the profile's end.
+    log = read_request_log(tmp_path / "requests.csv")
+    assert log and max(r.offset_s for r in log) < profile.total_duration_s / 2
 
 
 def test_child_failure_is_reported_with_its_log(tmp_path: Path, monkeypatch):

@@ -10,7 +10,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
@@ -329,12 +328,10 @@ def bomb() -> bytes:
 
 
 def test_decompression_bomb_refused(live_server: LiveServer, bomb: bytes) -> None:
-    t0 = time.perf_counter()
     r = live_server.predict(bomb, "bomb.png", "image/png")
-    took = time.perf_counter() - t0
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
-    assert r.json()["error"]
-    assert took < 2, f"refusing a bomb took {took:.1f} s: it was decoded"
+    # Pillow's DecompressionBombError: refused when the header is read, before decoding
+    assert r.json()["error"] == "the image is too large to decode safely", r.text[:300]
     # The server is still up and still classifies.
     assert live_server.get("/healthz").status_code == 200
     assert live_server.get("/test").status_code == 200
@@ -343,11 +340,11 @@ def test_decompression_bomb_refused(live_server: LiveServer, bomb: bytes) -> Non
 def test_sub_limit_png_bomb_is_cheap_or_refused(live_server: LiveServer) -> None:
     data = png_bomb(11_900, 11_900, bit_depth=8, color_type=2)
     assert len(data) < 600_000
-    t0 = time.perf_counter()
     r = live_server.predict(data, "bomb.png", "image/png", timeout=120)
-    took = time.perf_counter() - t0
-    assert r.status_code < 500
-    assert 400 <= r.status_code < 500 or took < 1.0, (r.status_code, f"{took:.1f} s")
+    # Under Pillow's bomb limit, but a PNG has no reduced decode: the full-decode limit
+    # refuses it from the header (a JPEG of this size is decoded at 1/8 scale instead).
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    assert "11900x11900 pixels; the limit is 40,000,000" in r.json()["error"], r.text[:300]
 
 
 def test_wrong_method(live_server: LiveServer) -> None:
