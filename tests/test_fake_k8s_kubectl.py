@@ -102,6 +102,44 @@ def test_apply_server_side_rollout_wait_get_wide_and_all(kubectl, tmp_path):
     assert "replicas: 2" in kubectl("get", "deployment", "web", "-o", "yaml").stdout
 
 
+def test_pod_disruption_budget_status_and_table(kubectl, tmp_path):
+    """optimized's PodDisruptionBudget as kubectl shows it: the disruption controller's status
+    (expected pods from the Deployment's scale) and the printer's columns."""
+    pdb = tmp_path / "pdb.yaml"
+    pdb.write_text(
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\n"
+        "metadata: {name: web, namespace: default}\n"
+        "spec: {maxUnavailable: 1, selector: {matchLabels: {app: web}}}\n"
+    )
+    kubectl("apply", "--server-side", "-f", manifest(tmp_path, 3), "-f", str(pdb))
+    kubectl("rollout", "status", "deployment/web", "--timeout=90s")
+    kubectl("wait", "--for=jsonpath={.status.currentHealthy}=3", "pdb/web", "--timeout=60s")
+    rows = [r.split() for r in kubectl("get", "pdb", "web").stdout.splitlines()]
+    assert rows[0] == [
+        "NAME",
+        "MIN",
+        "AVAILABLE",
+        "MAX",
+        "UNAVAILABLE",
+        "ALLOWED",
+        "DISRUPTIONS",
+        "AGE",
+    ]
+    assert rows[1][:4] == ["web", "N/A", "1", "1"]
+    status = json.loads(kubectl("get", "pdb", "web", "-o", "json").stdout)["status"]
+    assert {k: status[k] for k in ("expectedPods", "desiredHealthy", "disruptionsAllowed")} == {
+        "expectedPods": 3,
+        "desiredHealthy": 2,
+        "disruptionsAllowed": 1,
+    }
+    (cond,) = status["conditions"]
+    assert (cond["type"], cond["status"], cond["reason"]) == (
+        "DisruptionAllowed",
+        "True",
+        "SufficientPods",
+    )
+
+
 def test_diff_and_delete_dry_run_change_nothing(kubectl, fake_k8s, tmp_path):
     kubectl("apply", "--server-side", "-f", manifest(tmp_path, 2))
     kubectl("rollout", "status", "deployment/web", "--timeout=90s")

@@ -44,6 +44,7 @@ from kubernetes.utils import parse_quantity
 
 from .objects import Objects, default_pod_spec, hpa_rules, rt_of_key
 from .resources import by_kind
+from .selectors import selector_matches
 from .store import Obj, Store, labels_match, match_labels, parse_label_selector
 
 FAULTS = ("image-pull", "crash-loop", "unschedulable", "never-ready")
@@ -258,6 +259,8 @@ class Controllers:
                 self.deployment_status(d, now)
             for svc in self.store.kind_items("Service"):
                 self.sync_service(svc)
+            for pdb in self.store.kind_items("PodDisruptionBudget"):
+                self.sync_pdb(pdb)
             self.scrape(now)
             for hpa in self.store.kind_items("HorizontalPodAutoscaler"):
                 self.sync_hpa(hpa, now)
@@ -724,6 +727,81 @@ class Controllers:
         new["status"] = status
         rt = by_kind(obj["kind"])
         self.store.replace(rt, new, status_only=True)
+
+    # ------------------------------------------------------------------ disruption
+    def sync_pdb(self, pdb: Obj) -> None:
+        """kube-controller-manager's disruption controller (pkg/controller/disruption/
+        disruption.go: getExpectedPodCount, getExpectedScale, countHealthyPods,
+        updatePdbStatus; the condition of pkg/apis/policy/v1 UpdateDisruptionAllowedCondition).
+        No eviction API here, so no disruptedPods."""
+        if pdb["metadata"].get("deletionTimestamp"):
+            return
+        spec = pdb.get("spec") or {}
+        ns = pdb["metadata"]["namespace"]
+        sel = spec.get("selector")
+        pods = [
+            p
+            for p in self.store.kind_items("Pod", ns)
+            if sel is not None and selector_matches(sel, p["metadata"].get("labels") or {})
+        ]
+        if spec.get("maxUnavailable") is not None:
+            expected = self._expected_scale(ns, pods)
+            desired = max(0, expected - scaled(spec["maxUnavailable"], expected, True))
+        elif isinstance(spec.get("minAvailable"), int):
+            expected, desired = len(pods), spec["minAvailable"]
+        elif spec.get("minAvailable") is not None:
+            expected = self._expected_scale(ns, pods)
+            desired = scaled(spec["minAvailable"], expected, True)
+        else:  # neither: nothing expected, so no disruption allowed
+            expected, desired = 0, 0
+        healthy = sum(1 for p in pods if is_ready(p) and not p["metadata"].get("deletionTimestamp"))
+        allowed = healthy - desired
+        if expected <= 0 or allowed <= 0:
+            allowed = 0
+        generation = pdb["metadata"].get("generation", 1)
+        old = pdb.get("status") or {}
+        status = {
+            "currentHealthy": healthy,
+            "desiredHealthy": desired,
+            "expectedPods": expected,
+            "disruptionsAllowed": allowed,
+            "observedGeneration": generation,
+            "conditions": [
+                {**c, "observedGeneration": generation}
+                for c in self._conditions(
+                    old.get("conditions") or [],
+                    [
+                        ("DisruptionAllowed", "True", "SufficientPods", "")
+                        if allowed > 0
+                        else ("DisruptionAllowed", "False", "InsufficientPods", "")
+                    ],
+                )
+            ],
+        }
+        self._set_status(pdb, status)
+
+    def _expected_scale(self, ns: str, pods: list[Obj]) -> int:
+        """getExpectedScale: the summed replicas of the pods' controllers, a Deployment's
+        for the pods of its ReplicaSets."""
+        scales: dict[str, int] = {}
+        for pod in pods:
+            ref = next(
+                (r for r in pod["metadata"].get("ownerReferences") or [] if r.get("controller")),
+                None,
+            )
+            if ref is None or ref["kind"] != "ReplicaSet":
+                continue
+            rs = self.store.get(by_kind("ReplicaSet"), ns, ref["name"])
+            if rs is None:
+                continue
+            owner = next(
+                (r for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")),
+                None,
+            )
+            d = self.store.get(by_kind("Deployment"), ns, owner["name"]) if owner else None
+            top = d if d is not None and owner and owner["kind"] == "Deployment" else rs
+            scales[top["metadata"]["uid"]] = top["spec"].get("replicas", 1)
+        return sum(scales.values())
 
     # ------------------------------------------------------------------ ReplicaSet
     def sync_replicaset(self, rs: Obj) -> None:

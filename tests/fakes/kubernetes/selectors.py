@@ -275,6 +275,20 @@ def labels_match(labels: dict[str, str], reqs: list[Requirement]) -> bool:
     return True
 
 
+def selector_matches(selector: dict, labels: dict[str, str]) -> bool:
+    """A metav1.LabelSelector object against labels (LabelSelectorAsSelector: matchLabels and
+    matchExpressions ANDed; an empty selector matches everything)."""
+    ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
+    reqs: list[Requirement] = [
+        (k, "=", {v}) for k, v in (selector.get("matchLabels") or {}).items()
+    ]
+    reqs += [
+        (e["key"], ops[e["operator"]], set(e.get("values") or []))
+        for e in selector.get("matchExpressions") or []
+    ]
+    return labels_match(labels, reqs)
+
+
 # --------------------------------------------------------------------------- fields
 
 #: Field labels each kind accepts beyond metadata.name and metadata.namespace

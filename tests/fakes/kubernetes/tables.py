@@ -162,6 +162,17 @@ COLUMNS: dict[str, list[Obj]] = {
         _col("Name", priority=1, fmt="name", doc=_NAME_DOC),
     ],
     "ConfigMap": [NAME, _col("Data", doc="Data contains the configuration data."), AGE],
+    "PodDisruptionBudget": [
+        NAME,
+        _col("Min Available", doc="The minimum number of pods that must be available."),
+        _col("Max Unavailable", doc="The maximum number of pods that may be unavailable."),
+        _col(
+            "Allowed Disruptions",
+            "integer",
+            doc="Calculated number of pods that may be disrupted at this time.",
+        ),
+        AGE,
+    ],
 }
 
 
@@ -406,6 +417,17 @@ def _configmap(o: Obj, now: dt.datetime) -> list[Any]:
     ]
 
 
+def _pdb(o: Obj, now: dt.datetime) -> list[Any]:
+    spec = o.get("spec") or {}
+    return [
+        o["metadata"]["name"],
+        "N/A" if spec.get("minAvailable") is None else str(spec["minAvailable"]),
+        "N/A" if spec.get("maxUnavailable") is None else str(spec["maxUnavailable"]),
+        (o.get("status") or {}).get("disruptionsAllowed", 0),
+        _since(o["metadata"].get("creationTimestamp"), now),
+    ]
+
+
 def _default(o: Obj, now: dt.datetime) -> list[Any]:
     return [o["metadata"]["name"], _since(o["metadata"].get("creationTimestamp"), now)]
 
@@ -420,6 +442,7 @@ PRINTERS: dict[str, Callable[[Obj, dt.datetime], list[Any]]] = {
     "Namespace": _namespace,
     "Event": _event,
     "ConfigMap": _configmap,
+    "PodDisruptionBudget": _pdb,
 }
 
 
