@@ -23,9 +23,10 @@ _QUOTA = re.compile(r"quota|over ?limit|not enough (hosts|resources)", re.IGNORE
 # API renders {"error_code": 500, "error_message": "Not enough hosts available", ...}
 # (blazar/manager/exceptions.py, blazar/api/v1/utils.py render_error_message).
 _NO_CAPACITY = re.compile(r"not enough (hosts|resources) available", re.IGNORECASE)
-# Blazar's NotImplemented (code 409) for any update of a flavor:instance lease: "Updating
-# leases for 'flavor:instance' type reservations is not yet supported." (manager/service.py)
-# or, from the flavor plugin, "Flavor-based reservation update not yet supported".
+# Blazar's NotImplemented (code 409) for changing a flavor:instance lease's reservation
+# parameters: "Updating parameters for 'flavor:instance' type reservations is not yet
+# supported." (blazar 18 manager/service.py _handle_resource_type_exception). New dates
+# alone go through in Blazar 18; a fork that refused them would presumably say the same.
 _UPDATE_UNSUPPORTED = re.compile(r"not yet supported", re.IGNORECASE)
 # 409s that no amount of waiting resolves: something must be done about them first.
 PERMANENT_CONFLICTS = frozenset(

@@ -195,7 +195,7 @@ def extend_lease(blazar: Any, found: Found, hours: int) -> Found:
     except blazar_exc.BlazarClientException as exc:
         if is_update_unsupported(exc):
             raise CloudError(
-                f"Blazar cannot extend {found.name}: it refuses any change to a "
+                f"Blazar cannot extend {found.name}: this site refuses to change a "
                 f"`flavor:instance` lease ({error_text(exc)}); the lease still ends "
                 f"{found.attrs.get('end')}",
                 hint="a lease on a standard KVM flavor may be made up to 6 months long when "
@@ -214,7 +214,10 @@ def extend_lease(blazar: Any, found: Found, hours: int) -> Found:
             f"(HTTP {http_status(exc)}): {error_text(exc)}",
             hint="the flavor may be reserved by others after your lease; try fewer hours",
         ) from None
-    return lease_found(data)
+    # Blazar answers with the lease as it was while the update ran (UPDATING); by the time
+    # the call returns it is back to ACTIVE: report that.
+    updated = lease_found(data)
+    return get_lease(blazar, updated) or updated
 
 
 def delete_lease(blazar: Any, found: Found) -> None:

@@ -48,9 +48,16 @@ def test_no_capacity_is_said_plainly_without_retries(fake_cloud, alice):
     assert fake_cloud.world.count("leases") == 0
 
 
-def test_extend_explains_that_flavor_leases_cannot_change(fake_cloud, alice):
-    """Upstream Blazar refuses any update of a flavor:instance lease (409)."""
+def test_extend_explains_a_site_that_refuses_to_change_flavor_leases(fake_cloud, alice):
+    """Blazar 18 extends a flavor:instance lease (the real tier does it); a site whose Blazar
+    refuses (NotImplemented, 409, as for new reservation parameters) is explained."""
     end = reserve(alice, dry_run=False, console=quiet()).state["lease"]["end"]
+    fake_cloud.faults.fail(
+        "PUT",
+        r"/reservation/v1/leases/",
+        status=409,
+        message="Updating parameters for 'flavor:instance' type reservations is not yet supported.",
+    )
     with pytest.raises(GgctlError) as err:
         extend(alice, 2)
     assert "not yet supported" in err.value.message

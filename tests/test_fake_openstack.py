@@ -390,7 +390,7 @@ def test_deleted_server_lingers_then_frees_its_ports(fake_cloud: FakeCloud, conn
 
 
 def test_blazarclient_leases(fake_cloud: FakeCloud) -> None:
-    """Create, read, extend, refuse a duplicate name or too much, delete."""
+    """Create, read, extend, refuse too much or new reservation parameters, delete."""
     sess = password_session(fake_cloud)
     bc = blazar(sess)
     lease = reserve(sess)
@@ -441,10 +441,17 @@ def test_blazarclient_leases(fake_cloud: FakeCloud) -> None:
             reservations=[flavor_res | {"amount": 1000}],
         )
     assert err.value.kwargs["code"] == 500
-    # A flavor:instance lease may be renamed, nothing else.
+    # A flavor:instance lease takes new dates (answered while the update runs: UPDATING) ...
     new_end = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
+    updated = bc.lease.update(lease["id"], end_date=new_end)
+    assert updated["status"] == "UPDATING"
+    assert updated["end_date"].startswith(new_end.replace(" ", "T"))
+    assert bc.lease.get(lease["id"])["status"] == lease["status"]
+    # ... but not new reservation parameters
     with pytest.raises(BlazarClientException, match="not yet supported") as err:
-        bc.lease.update(lease["id"], end_date=new_end)
+        bc.lease.update(
+            lease["id"], reservations=[{"id": lease["reservations"][0]["id"], "amount": 4}]
+        )
     assert err.value.kwargs["code"] == 409
     res = lease["reservations"][0]
     assert res["flavor_id"] == res["id"]  # the reserved flavor's id

@@ -3,6 +3,8 @@ python-chi and python-blazarclient talking HTTP to it."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from cloud_helpers import FULL, held, mutations, quiet, settings, use_env
 
@@ -114,11 +116,31 @@ def test_name_overrides_the_suffix(fake_cloud, alice, tmp_path):
     assert held(fake_cloud) == {}
 
 
-def test_extend_is_refused_for_flavor_leases_with_the_real_options(fake_cloud, alice):
-    """Upstream Blazar refuses to update a flavor:instance lease (see test_cloud_errors)."""
-    reserve(alice, dry_run=False, console=quiet())
-    with pytest.raises(GgctlError, match="not yet supported"):
+def test_extend_moves_the_end_and_reports_the_lease_as_it_is(fake_cloud, alice):
+    """Blazar 18 takes new dates for a flavor:instance lease and answers UPDATING while it
+    runs (tests/openstack_real extends one for real): extend reports the lease after it."""
+    before = reserve(alice, dry_run=False, console=quiet()).state["lease"]["end"]
+    out = extend(alice, 2)
+    assert out["status"] == "ACTIVE"
+    assert datetime.fromisoformat(out["end"]) - datetime.fromisoformat(before) == timedelta(hours=2)
+    (lease,) = fake_cloud.world.resources("leases")
+    assert lease["end_date"].startswith(out["end"][:16])
+    saved = record.load(StateDir(alice.state_dir))
+    assert saved["lease"]["end"] == out["end"] and saved["lease"]["status"] == "ACTIVE"
+    assert held(fake_cloud, "alice") == FULL  # nothing else touched
+
+
+def test_extend_into_a_booked_period_is_refused_plainly(fake_cloud, alice):
+    """flavor_plugin.update_reservation: the hosts must stay free for the whole new period
+    (NotEnoughHostsAvailable, 500); here the flavor's capacity shrank under the lease."""
+    before = reserve(alice, dry_run=False, console=quiet()).state["lease"]["end"]
+    fake_cloud.world.settings.flavor_capacity["m1.large"] = 2
+    with pytest.raises(GgctlError) as err:
         extend(alice, 2)
+    assert "cannot extend" in err.value.message and "booked after your lease" in err.value.message
+    assert "Not enough hosts available" in err.value.message
+    (lease,) = fake_cloud.world.resources("leases")
+    assert lease["end_date"].startswith(before[:16])  # unchanged
 
 
 def test_transient_errors_are_retried(fake_cloud, alice):

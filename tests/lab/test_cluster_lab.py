@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from ggctl.inventory.ansible import INVENTORY_FILE
 from lab.conftest import LabEnv, kill_strays, load_events, open_lab
 
 pytestmark = pytest.mark.lab
@@ -44,6 +45,48 @@ def test_ssh_goes_through_node0(lab_env: LabEnv) -> None:
     assert name == "node-1"
     # node-1's sshd saw the connection come from node-0's cluster address: the jump.
     assert connection.split()[0] == lab_env.lab.hosts[0].ip
+
+
+# The API tunnel as `ggctl kubectl` and `ggctl deploy` open it, run where the lab's ssh
+# settings are (HOME, state dir): it must reach what listens on node-0's loopback only.
+TUNNEL_PROBE = """
+import sys, urllib.request
+from pathlib import Path
+from ggctl.cluster.tunnel import api_tunnel, control_plane_ssh
+from ggctl.ports import free_port
+with api_tunnel(control_plane_ssh(Path(sys.argv[1])), free_port(), timeout=60) as port:
+    url = f"http://127.0.0.1:{port}/ggctl-tunnel"
+    print(urllib.request.urlopen(url, timeout=60).read().decode())
+"""
+
+
+def test_api_tunnel_reaches_node0_loopback(lab_env: LabEnv) -> None:
+    # A stand-in for kube-apiserver on node-0's loopback (6443 is never opened to the
+    # network); it answers one file, then the test stops it.
+    serve = (
+        "mkdir -p /tmp/tunnel && cd /tmp/tunnel && echo through-node-0 > ggctl-tunnel && "
+        "{ setsid python3 -m http.server 6443 --bind 127.0.0.1 >/dev/null 2>&1 </dev/null & "
+        "echo $! > pid; } && "
+        "python3 -c 'import socket, time\n"
+        "for _ in range(100):\n"
+        '    try: socket.create_connection(("127.0.0.1", 6443), 1).close(); break\n'
+        "    except OSError: time.sleep(0.2)\n"
+        "else: raise SystemExit(1)'"
+    )
+    p = lab_env.ggctl("ssh", "node-0", "--", serve, timeout=120)
+    assert p.returncode == 0, p.stderr
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", TUNNEL_PROBE, str(lab_env.state / INVENTORY_FILE)],
+            env=lab_env.env,
+            capture_output=True,
+            text=True,
+            timeout=300,  # a hang detector only
+        )
+        assert probe.returncode == 0, probe.stderr
+        assert probe.stdout.strip() == "through-node-0"
+    finally:
+        lab_env.ggctl("ssh", "node-0", "--", "kill $(cat /tmp/tunnel/pid)", timeout=120)
 
 
 def test_first_run_prepares_every_node(lab_env: LabEnv, first_run) -> None:

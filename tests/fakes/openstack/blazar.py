@@ -18,8 +18,10 @@ Errors: ``{"error_code", "error_message", "error_name"}``; ``error_name`` is the
 Blazar's own exceptions and "INTERNAL_SERVER_ERROR" for unexpected ones
 (blazar/api/v1/utils.py). Capacity: ``CAPACITY`` instances per flavor across overlapping
 leases, else 500 "Not enough hosts available" (NotEnoughHostsAvailable has no code, so
-BlazarException's 500 applies). Updating a ``flavor:instance`` lease other than renaming it:
-409 "Updating leases for 'flavor:instance' type reservations is not yet supported."
+BlazarException's 500 applies). A ``flavor:instance`` lease takes new dates (answered as
+UPDATING; Not enough hosts available if the flavor is booked in the new period) but not new
+reservation parameters: 409 "Updating parameters for 'flavor:instance' type reservations is
+not yet supported."
 (manager/service.py). ``affinity`` is required and only values that oslo's
 ``bool_from_string`` reads as None pass (flavor_plugin.py). Lease names may repeat.
 Followed: openstack/blazar at 17.0.0-6-gacc44dc (2026-06), files named above. Guesses:
@@ -230,10 +232,13 @@ def _before_end(start: datetime, end: datetime) -> str:
     return max(start, end - timedelta(minutes=BEFORE_END_MINUTES)).strftime(LEASE_FMT)
 
 
-def _in_use(world: World, flavor_id: str, start: datetime, end: datetime) -> int:
+def _in_use(
+    world: World, flavor_id: str, start: datetime, end: datetime, skip: str | None = None
+) -> int:
+    """Instances of `flavor_id` that other leases (all but `skip`) hold in [start, end)."""
     total = 0
     for lease in world.table("leases").values():
-        if lease["status"] in ("TERMINATED", "ERROR", "DELETING"):
+        if lease["status"] in ("TERMINATED", "ERROR", "DELETING") or lease["id"] == skip:
             continue
         s = datetime.strptime(lease["start_date"], LEASE_FMT)
         e = datetime.strptime(lease["end_date"], LEASE_FMT)
@@ -418,14 +423,16 @@ def update_lease(ctx: Ctx, lease_id: str) -> Reply:
             raise ApiError(
                 409, f"Lease {lease_id} is in status {lease['status']} and cannot be updated"
             )
-        if set(body) - {"name"} and any(
+        if body.get("reservations") and any(
             r["resource_type"] == "flavor:instance" for r in lease["reservations"]
         ):
             # manager/service.py update_lease -> _handle_resource_type_exception
-            # (NotImplemented, code 409); only a rename is let through before it.
+            # (NotImplemented, code 409), only when reservation parameters are sent: new
+            # dates alone go through (flavor_plugin.update_reservation "only supports
+            # updating lease start and end date"; the real tier extends a lease).
             raise ApiError(
                 409,
-                "Updating leases for 'flavor:instance' type reservations is not yet supported.",
+                "Updating parameters for 'flavor:instance' type reservations is not yet supported.",
                 "blazar",
             )
         if "end_date" in body:
@@ -435,12 +442,27 @@ def update_lease(ctx: Ctx, lease_id: str) -> Reply:
                 raise ApiError(400, "End date must be later than current and start date.")
             if end - start > MAX_LENGTH:
                 raise ApiError(400, "Lease duration must not exceed 183 days on this site")
+            # flavor_plugin.update_reservation: the lease's hosts must stay free for the
+            # whole new period, else NotEnoughHostsAvailable (no code: 500).
+            for r in lease["reservations"]:
+                flavor = ctx.world.table("flavors").get(r["_source_flavor_id"]) or {}
+                capacity = ctx.world.settings.flavor_capacity.get(
+                    flavor.get("name"), CAPACITY.get(flavor.get("name"), DEFAULT_CAPACITY)
+                )
+                held = _in_use(ctx.world, r["_source_flavor_id"], start, end, skip=lease["id"])
+                if held + int(r["amount"]) > capacity:
+                    raise ApiError(500, "Not enough hosts available", "blazar")
             lease["end_date"] = end.strftime(LEASE_FMT)
             _event(lease, "end_lease")["time"] = lease["end_date"]
             _event(lease, "before_end_lease")["time"] = _before_end(start, end)
         if body.get("name"):
             lease["name"] = body["name"]
         lease["updated_at"] = utcnow().strftime(CREATED_FMT)
+        if set(body) - {"name"}:
+            # status.lease.lease_status(transition=UPDATING): the answer is read while the
+            # update runs, so it says UPDATING (as Blazar 18 answered the real tier); the
+            # lease is back to its stable status when the call returns.
+            return Reply(200, {"lease": {**public(lease), "status": "UPDATING"}})
         return Reply(200, {"lease": public(lease)})
 
 
