@@ -256,6 +256,12 @@ def test_ggctl_serve_leaves_the_command_line_behind(start_server, demo_model: Pa
         assert "onnxruntime_pybind11_state" not in master
         workers = _children(pid)
         assert len(workers) == 2
+        # Ready means one worker answers; the other may still be loading its model.
+        deadline = time.monotonic() + 120  # a hang detector only
+        while time.monotonic() < deadline and not all(
+            "onnxruntime_pybind11_state" in _maps(w) for w in workers
+        ):
+            time.sleep(0.2)
         assert all("onnxruntime_pybind11_state" in _maps(w) for w in workers)
         assert srv.get("/test").status_code == 200
     with start_server(demo_model) as srv:  # one worker: one process, the CLI gone too
