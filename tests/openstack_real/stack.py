@@ -64,6 +64,17 @@ SERVICES = {
 }
 
 
+def _find_or_none(find: Any, name: str) -> Any:
+    """openstacksdk's find_*(name), None when missing (its ignore_missing=True default is
+    deprecated: RemovedInSDK60Warning)."""
+    import openstack
+
+    try:
+        return find(name, ignore_missing=False)
+    except openstack.exceptions.ResourceNotFound:
+        return None
+
+
 class StackError(RuntimeError):
     """The stack could not be built or started (the message names the step and its log)."""
 
@@ -665,9 +676,11 @@ class Stack:
         conn = self.admin()
         ident = conn.identity
         service_project = ident.create_project(name="service", domain_id="default")
-        admin_role = ident.find_role("admin")
+        admin_role = ident.find_role("admin", ignore_missing=False)
         # bootstrap made `admin`, `member`, `reader` and (Keystone >= 2025.1) `service`
-        service_role = ident.find_role("service") or ident.create_role(name="service")
+        service_role = _find_or_none(ident.find_role, "service") or ident.create_role(
+            name="service"
+        )
         for name, (stype, _, suffix) in SERVICES.items():
             if name == "keystone":
                 continue
@@ -731,7 +744,7 @@ class Stack:
 
         admin = self.admin()
         ident = admin.identity
-        project = ident.find_project(DEMO_PROJECT) or ident.create_project(
+        project = _find_or_none(ident.find_project, DEMO_PROJECT) or ident.create_project(
             name=DEMO_PROJECT, domain_id="default"
         )
         self.project_id = project.id
@@ -739,8 +752,12 @@ class Stack:
         admin.set_compute_quotas(project.id, cores=100, ram=256000, instances=20)
         password = f"{name}-password"
         user = ident.create_user(name=name, password=password, domain_id="default")
-        ident.assign_project_role_to_user(project, user, ident.find_role("member"))
-        ident.assign_project_role_to_user(project, user, ident.find_role("reader"))
+        ident.assign_project_role_to_user(
+            project, user, ident.find_role("member", ignore_missing=False)
+        )
+        ident.assign_project_role_to_user(
+            project, user, ident.find_role("reader", ignore_missing=False)
+        )
         me = openstack.connection.Connection(
             auth_url=self.url("keystone"),
             username=name,

@@ -296,7 +296,10 @@ def test_two_users_reserve_status_teardown(stack, tmp_path):
         assert s.flavor["original_name"] == f"reservation:{rid}"
         assert s.compute_host == COMPUTE_HOST
     (router,) = [x for x in conn.network.routers(project_id=stack.project_id)]
-    assert router.external_gateway_info["network_id"] == conn.network.find_network("public").id
+    assert (
+        router.external_gateway_info["network_id"]
+        == conn.network.find_network("public", ignore_missing=False).id
+    )
     (fip,) = list(conn.network.ips(project_id=stack.project_id))
     node0_ports = {
         p.id
