@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +202,52 @@ def test_health_endpoints(kubectl):
     verbose = kubectl("get", "--raw", "/livez?verbose").stdout
     assert "[+]ping ok" in verbose and "livez check passed" in verbose
     assert kubectl("get", "--raw", "/healthz").stdout == "ok"
+
+
+@pytest.mark.parametrize("mode", [[], ["--plain-http"]], ids=["tls", "plain-http"])
+def test_the_standalone_fake_works_with_kubectl_out_of_the_box(tmp_path, mode):
+    """`python -m tests.fakes.kubernetes` as its docstring says to run it, then kubectl with
+    nothing but the kubeconfig it wrote (TLS with its CA and a token, or plain HTTP)."""
+    root = Path(__file__).resolve().parent.parent
+    kubeconfig = tmp_path / "kubeconfig"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.kubernetes", "--kubeconfig", str(kubeconfig), *mode],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = proc.stdout.readline()  # printed once it serves (a hang detector below)
+        assert "kubeconfig" in banner, proc.stderr.read() if proc.poll() is not None else banner
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tmp_path),
+            "KUBECONFIG": str(kubeconfig),
+        }
+        for args in (["get", "nodes"], ["version", "-o", "json"], ["get", "--raw", "/readyz"]):
+            p = subprocess.run(
+                [KUBECTL, "--request-timeout=30s", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,  # a hang detector only
+            )
+            assert p.returncode == 0, (args, p.stderr)
+        assert (
+            "node-0"
+            in subprocess.run(
+                [KUBECTL, "get", "nodes", "-o", "name"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            ).stdout
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
