@@ -24,7 +24,8 @@ reservation parameters: 409 "Updating parameters for 'flavor:instance' type rese
 not yet supported."
 (manager/service.py). ``affinity`` is required and only values that oslo's
 ``bool_from_string`` reads as None pass (flavor_plugin.py). Lease names may repeat.
-Followed: openstack/blazar at 17.0.0-6-gacc44dc (2026-06), files named above. Guesses:
+Followed: openstack/blazar at 17.0.0-6-gacc44dc (2026-06), lease updates blazar 18.0.0 (the
+real tier's package, which contradicted the earlier reading), files named above. Guesses:
 Chameleon's fork may word things differently; the capacity numbers, the 6-month maximum
 and ``degraded``/``trust_id`` values.
 """
