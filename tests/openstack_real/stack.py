@@ -732,6 +732,9 @@ class Stack:
             container_format="bare",
             visibility="public",
             data=b"\0" * 1024,
+            # a fresh stack has no image to reuse, and the SDK's duplicate check calls
+            # find_image with its deprecated ignore_missing default (RemovedInSDK60Warning)
+            allow_duplicates=True,
         )
         conn.image.wait_for_status(image, status="active", wait=120)
         # Blazar moves hosts out of the `freepool` aggregate; it must exist first
