@@ -241,8 +241,8 @@ OPT_RESOURCES = Resources(
     cpu_request="500m",  # half the limit: a quiet pod uses ~5m; the HPA acts on this
     # The pod's working set as metrics-server reports it (bench/pod_footprint.py, and the
     # calibration of `ggctl predict`: the image's entrypoint, one process, in a cgroup of its
-    # own): 77-78 MiB after start; after load 83 MiB with one inference in flight, 93 MiB
-    # with two (this layout). 120Mi is +29 % on that (bigger models, image buffers) and also
+    # own): 77-78 MiB after start; after load 83 MiB with one inference in flight, 93-95 MiB
+    # with two (this layout). 120Mi is +27 % on that (bigger models, image buffers) and also
     # covers the 26 MiB of library pages it maps, should a node's kernel count them as
     # active (they were inactive, so outside the working set, in every measurement).
     memory_request="120Mi",
