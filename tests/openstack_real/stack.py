@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ggctl.ports import free_port
+from ggctl.provision.errors import find_or_none
 
 HERE = Path(__file__).resolve().parent
 LOCK = HERE / "requirements.lock"
@@ -62,17 +63,6 @@ SERVICES = {
     "nova": ("compute", "nova.wsgi.osapi_compute:application", "/v2.1"),
     "blazar": ("reservation", "blazar.wsgi.api:application", "/v1"),
 }
-
-
-def _find_or_none(find: Any, name: str) -> Any:
-    """openstacksdk's find_*(name), None when missing (its ignore_missing=True default is
-    deprecated: RemovedInSDK60Warning)."""
-    import openstack
-
-    try:
-        return find(name, ignore_missing=False)
-    except openstack.exceptions.ResourceNotFound:
-        return None
 
 
 class StackError(RuntimeError):
@@ -678,9 +668,7 @@ class Stack:
         service_project = ident.create_project(name="service", domain_id="default")
         admin_role = ident.find_role("admin", ignore_missing=False)
         # bootstrap made `admin`, `member`, `reader` and (Keystone >= 2025.1) `service`
-        service_role = _find_or_none(ident.find_role, "service") or ident.create_role(
-            name="service"
-        )
+        service_role = find_or_none(ident.find_role, "service") or ident.create_role(name="service")
         for name, (stype, _, suffix) in SERVICES.items():
             if name == "keystone":
                 continue
@@ -747,7 +735,7 @@ class Stack:
 
         admin = self.admin()
         ident = admin.identity
-        project = _find_or_none(ident.find_project, DEMO_PROJECT) or ident.create_project(
+        project = find_or_none(ident.find_project, DEMO_PROJECT) or ident.create_project(
             name=DEMO_PROJECT, domain_id="default"
         )
         self.project_id = project.id

@@ -45,7 +45,7 @@ from kubernetes.utils import parse_quantity
 from .objects import Objects, default_pod_spec, hpa_rules, rt_of_key
 from .resources import by_kind
 from .selectors import selector_matches
-from .store import Obj, Store, labels_match, match_labels, parse_label_selector
+from .store import Obj, Store, match_labels
 
 FAULTS = ("image-pull", "crash-loop", "unschedulable", "never-ready")
 CONTROLLER_MANAGER = "kube-controller-manager"
@@ -194,6 +194,13 @@ def _available(rs: Obj) -> int:
 def owned_by(obj: Obj, owner: Obj) -> bool:
     uid = owner["metadata"]["uid"]
     return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+
+
+def controller_ref(obj: Obj) -> Obj | None:
+    """The ownerReference marked `controller: true`, if any (metav1.GetControllerOf)."""
+    return next(
+        (r for r in obj["metadata"].get("ownerReferences") or [] if r.get("controller")), None
+    )
 
 
 def owner_ref(owner: Obj) -> Obj:
@@ -785,19 +792,13 @@ class Controllers:
         for the pods of its ReplicaSets."""
         scales: dict[str, int] = {}
         for pod in pods:
-            ref = next(
-                (r for r in pod["metadata"].get("ownerReferences") or [] if r.get("controller")),
-                None,
-            )
+            ref = controller_ref(pod)
             if ref is None or ref["kind"] != "ReplicaSet":
                 continue
             rs = self.store.get(by_kind("ReplicaSet"), ns, ref["name"])
             if rs is None:
                 continue
-            owner = next(
-                (r for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")),
-                None,
-            )
+            owner = controller_ref(rs)
             d = self.store.get(by_kind("Deployment"), ns, owner["name"]) if owner else None
             top = d if d is not None and owner and owner["kind"] == "Deployment" else rs
             scales[top["metadata"]["uid"]] = top["spec"].get("replicas", 1)
@@ -1681,15 +1682,10 @@ class Controllers:
                 "the fake computes cpu utilization metrics only",
             )
         ns = target["metadata"]["namespace"]
-        reqs = parse_label_selector(
-            ",".join(
-                f"{k}={v}" for k, v in target["spec"]["selector"].get("matchLabels", {}).items()
-            )
-        )
         pods = [
             p
             for p in self.store.kind_items("Pod", ns)
-            if labels_match(p["metadata"].get("labels", {}), reqs)
+            if selector_matches(target["spec"]["selector"], p["metadata"].get("labels", {}))
         ]
         fail = "the HPA was unable to compute the replica count: failed to get cpu utilization: "
         metrics = {p["metadata"]["name"]: m for p in pods if (m := self.pod_metric(p)) is not None}

@@ -233,6 +233,12 @@ def _before_end(start: datetime, end: datetime) -> str:
     return max(start, end - timedelta(minutes=BEFORE_END_MINUTES)).strftime(LEASE_FMT)
 
 
+def _capacity(world: World, flavor: dict) -> int:
+    """Instances of `flavor` the site can hold at once (settings override the defaults)."""
+    name = flavor.get("name")
+    return world.settings.flavor_capacity.get(name, CAPACITY.get(name, DEFAULT_CAPACITY))
+
+
 def _in_use(
     world: World, flavor_id: str, start: datetime, end: datetime, skip: str | None = None
 ) -> int:
@@ -268,10 +274,7 @@ def _check_reservation(ctx: Ctx, req: dict, start: datetime, end: datetime) -> d
     missing = {"amount", "flavor_id", "affinity"} - set(req)
     if missing:
         raise ApiError(400, f"Missing parameter {','.join(sorted(missing))}", "blazar")
-    capacity = ctx.world.settings.flavor_capacity.get(
-        flavor["name"], CAPACITY.get(flavor["name"], DEFAULT_CAPACITY)
-    )
-    if _in_use(ctx.world, flavor["id"], start, end) + amount > capacity:
+    if _in_use(ctx.world, flavor["id"], start, end) + amount > _capacity(ctx.world, flavor):
         # NotEnoughHostsAvailable sets no code: BlazarException's 500.
         raise ApiError(500, "Not enough hosts available", "blazar")
     if _affinity(req.get("affinity")) is not None:
@@ -447,11 +450,8 @@ def update_lease(ctx: Ctx, lease_id: str) -> Reply:
             # whole new period, else NotEnoughHostsAvailable (no code: 500).
             for r in lease["reservations"]:
                 flavor = ctx.world.table("flavors").get(r["_source_flavor_id"]) or {}
-                capacity = ctx.world.settings.flavor_capacity.get(
-                    flavor.get("name"), CAPACITY.get(flavor.get("name"), DEFAULT_CAPACITY)
-                )
                 held = _in_use(ctx.world, r["_source_flavor_id"], start, end, skip=lease["id"])
-                if held + int(r["amount"]) > capacity:
+                if held + int(r["amount"]) > _capacity(ctx.world, flavor):
                     raise ApiError(500, "Not enough hosts available", "blazar")
             lease["end_date"] = end.strftime(LEASE_FMT)
             _event(lease, "end_lease")["time"] = lease["end_date"]
